@@ -1,0 +1,1 @@
+"""Stream processing: the pure fold (`processors.core`) and the shell that runs it."""

@@ -1,0 +1,226 @@
+"""A chain's journey: the Adapty events its facts amount to (facts 1.6), derived, not stored.
+
+Deriving the journey from merged facts makes it independent of arrival order: a late
+notification slots into place instead of being appended after the fact. Each item has
+a stable key, so the profile fold emits an item once, when it first appears.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from processors.core.config import FoldConfig
+from processors.core.reading import Period, in_retry, periods, purchases
+from schemas.enums import CancellationReason, EventType
+from schemas.events import TransactionInfo
+from schemas.state import ChainState, RenewalObs, TransactionFact
+
+E = EventType
+R = CancellationReason
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    key: str
+    event_type: EventType
+    at: datetime
+    tx: TransactionInfo | None = None
+    proceeds_usd: Decimal | None = None
+    rate_after_first_year: bool | None = None
+    reason: CancellationReason | None = None
+    expires_at: datetime | None = None
+
+
+# Within one instant, the order in which a person would tell the story.
+_RANK = {
+    E.SUBSCRIPTION_RENEWAL_CANCELLED: 0,
+    E.TRIAL_RENEWAL_CANCELLED: 0,
+    E.SUBSCRIPTION_REFUNDED: 1,
+    E.NON_SUBSCRIPTION_PURCHASE_REFUNDED: 1,
+    E.SUBSCRIPTION_EXPIRED: 2,
+    E.TRIAL_EXPIRED: 2,
+    E.SUBSCRIPTION_PAUSED: 2,
+    E.BILLING_ISSUE_DETECTED: 3,
+    E.ENTERED_GRACE_PERIOD: 4,
+}
+
+
+def journey(chain: ChainState, now: datetime, config: FoldConfig) -> list[Item]:
+    chain_periods = periods(chain, config)
+    items = [
+        *_purchase_items(chain_periods),
+        *_end_items(chain, chain_periods, now),
+        *_renewal_items(chain, chain_periods),
+        *_deferral_items(chain),
+        *_refund_items(chain),
+    ]
+    for one in purchases(chain, config):
+        items.append(
+            Item(f"buy:{one.tx.transaction_id}", E.NON_SUBSCRIPTION_PURCHASE, one.tx.purchased_at,
+                 one.tx, one.proceeds_usd, False)
+        )
+    items.sort(key=lambda i: (i.at, _RANK.get(i.event_type, 5), i.key))
+    return items
+
+
+def _purchase_items(chain_periods: tuple[Period, ...]) -> list[Item]:
+    items: list[Item] = []
+    prev: Period | None = None
+    had_trial = had_paid = False
+    for p in chain_periods:
+        tx = p.tx
+        if prev is None or tx.is_trial:
+            kind = E.TRIAL_STARTED if tx.is_trial else E.SUBSCRIPTION_STARTED
+        elif tx.product_id != prev.tx.product_id and p.start <= prev.end:
+            # A product change inside the group: the old product ends as the new one starts.
+            reason = R.UPGRADED if prev.tx.is_upgraded or p.start < prev.end else (
+                R.NEW_SUBSCRIPTION_REPLACE
+            )
+            items.append(
+                Item(f"replaced:{prev.tx.transaction_id}", E.SUBSCRIPTION_EXPIRED, p.start,
+                     prev.tx, reason=reason, expires_at=prev.end)
+            )
+            kind = E.SUBSCRIPTION_STARTED
+        elif had_trial and not had_paid:
+            # The first paid period after a trial converts it, even after a lapse.
+            kind = E.TRIAL_CONVERTED
+        else:
+            kind = E.SUBSCRIPTION_RENEWED
+        items.append(
+            Item(f"tx:{tx.transaction_id}", kind, p.start, tx, p.proceeds_usd,
+                 p.rate_after_first_year, expires_at=p.end)
+        )
+        had_trial = had_trial or tx.is_trial
+        had_paid = had_paid or not tx.is_trial
+        prev = p
+    return items
+
+
+def _end_items(chain: ChainState, chain_periods: tuple[Period, ...], now: datetime) -> list[Item]:
+    """Each lapse of access that has happened by `now`: expiry, billing failure, pause."""
+    items: list[Item] = []
+    spans = _spans(chain_periods)
+    for index, (end, last) in enumerate(spans):
+        next_start = spans[index + 1][1].start if index + 1 < len(spans) else None
+        if end > now:
+            continue
+        renewal = _renewal_before(chain, next_start, now)
+        tx = last.tx
+        kind = E.TRIAL_EXPIRED if tx.is_trial else E.SUBSCRIPTION_EXPIRED
+        at = end
+        if tx.revoked_at is not None and tx.revoked_at <= end:
+            reason: CancellationReason | None = tx.revocation_reason or R.REFUND
+        elif (retry := in_retry(renewal, last)) is not None:
+            grace_end = retry.grace_period_expires_at
+            at = max(end, grace_end) if grace_end is not None else end
+            if at > now or (next_start is not None and next_start <= at):
+                continue  # still in grace, or recovered within it: no lapse
+            reason = R.BILLING_ERROR
+        elif renewal is not None and renewal.info.paused and renewal.signed_at >= last.start:
+            kind, reason = E.SUBSCRIPTION_PAUSED, None
+        elif renewal is not None and renewal.info.cancellation_reason is not None:
+            reason = renewal.info.cancellation_reason
+        elif tx.ended_at is not None or (renewal is not None and not renewal.info.auto_renew):
+            reason = R.VOLUNTARILY_CANCELLED
+        else:
+            reason = R.UNKNOWN
+        items.append(Item(f"end:{tx.transaction_id}:{at.isoformat()}", kind, at, tx,
+                          reason=reason, expires_at=end))
+    return items
+
+
+def _spans(chain_periods: tuple[Period, ...]) -> list[tuple[datetime, Period]]:
+    """Runs of continuous access: (end, period that ends the run), in time order."""
+    spans: list[tuple[datetime, Period]] = []
+    for p in chain_periods:
+        if spans and p.start <= spans[-1][0]:
+            end, last = spans[-1]
+            if p.end >= end:
+                spans[-1] = (p.end, p)
+            continue
+        spans.append((p.end, p))
+    return spans
+
+
+def _renewal_before(chain: ChainState, next_start: datetime | None, now: datetime) -> RenewalObs | None:
+    """The renewal state that closed a lapse: the newest signed before access resumed."""
+    limit = now if next_start is None else min(now, next_start)
+    found: RenewalObs | None = None
+    for obs in chain.renewals:
+        if obs.signed_at > limit or (next_start is not None and obs.signed_at >= next_start):
+            break
+        found = obs
+    return found
+
+
+def _renewal_items(chain: ChainState, chain_periods: tuple[Period, ...]) -> list[Item]:
+    items: list[Item] = []
+    starts = [p.start for p in chain_periods]
+    auto_renew = True
+    retry_in: Period | None = None
+    for obs in chain.renewals:
+        info, at = obs.info, obs.signed_at
+        index = bisect_right(starts, at)
+        period = chain_periods[index - 1] if index else None
+        if period is None:
+            auto_renew = info.auto_renew
+            continue
+        if info.auto_renew != auto_renew and (at <= period.end or retry_in is period):
+            if info.auto_renew:
+                kind = E.TRIAL_RENEWAL_REACTIVATED if period.tx.is_trial else (
+                    E.SUBSCRIPTION_RENEWAL_REACTIVATED
+                )
+            else:
+                kind = E.TRIAL_RENEWAL_CANCELLED if period.tx.is_trial else (
+                    E.SUBSCRIPTION_RENEWAL_CANCELLED
+                )
+            items.append(Item(f"renew:{obs.event_id}", kind, at, period.tx,
+                              reason=info.cancellation_reason, expires_at=period.end))
+        auto_renew = info.auto_renew
+        if info.in_billing_retry and retry_in is not period:
+            # A renewal of this period failed: one billing issue per failed period.
+            detected = info.billing_issue_detected_at or at
+            items.append(Item(f"billing:{period.tx.transaction_id}", E.BILLING_ISSUE_DETECTED,
+                              detected, period.tx, expires_at=period.end))
+            if info.grace_period_expires_at is not None:
+                items.append(Item(f"grace:{period.tx.transaction_id}", E.ENTERED_GRACE_PERIOD,
+                                  detected, period.tx, expires_at=info.grace_period_expires_at))
+        retry_in = period if info.in_billing_retry else None
+    return items
+
+
+def _deferral_items(chain: ChainState) -> list[Item]:
+    items: list[Item] = []
+    for d in chain.deferrals:
+        fact = chain.transactions.get(d.transaction_id)
+        items.append(Item(f"defer:{d.event_id}", E.SUBSCRIPTION_DEFERRED, d.signed_at,
+                          fact.info if fact else None, expires_at=d.expires_at))
+    return items
+
+
+def _refund_items(chain: ChainState) -> list[Item]:
+    items: list[Item] = []
+    for fact in chain.transactions.values():
+        items.extend(_refunds_of(fact))
+    return items
+
+
+def _refunds_of(fact: TransactionFact) -> list[Item]:
+    tx = fact.info
+    refunded_kind = E.SUBSCRIPTION_REFUNDED if tx.is_subscription else (
+        E.NON_SUBSCRIPTION_PURCHASE_REFUNDED
+    )
+    items: list[Item] = []
+    refunded = False
+    for obs in fact.revocations:
+        if obs.revoked_at is not None and not refunded:
+            reason = obs.reason or (R.UPGRADED if tx.is_upgraded else R.REFUND)
+            items.append(Item(f"refund:{obs.event_id}", refunded_kind, obs.revoked_at, tx,
+                              reason=reason))
+        elif obs.revoked_at is None and refunded:
+            items.append(Item(f"reversal:{obs.event_id}", E.REFUND_REVERSED, obs.signed_at, tx))
+        refunded = obs.revoked_at is not None
+    return items

@@ -1,0 +1,131 @@
+"""The folds wired together in memory: the reference the stream topology must agree with.
+
+Messages between the chain, profile and identity folds go through one FIFO queue, each
+addressed to the fold that takes it, in the order the folds emitted them; the stream
+processor sends the same messages over topics. The ledger is deterministic: the same
+inputs at the same instants give the same profiles and events.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from uuid import UUID
+
+from processors.core.chain import evolve_chain
+from processors.core.config import DEFAULT_CONFIG, FoldConfig
+from processors.core.identity import IdentityMessage, customer_of, evolve_identity
+from processors.core.profile import evolve_profile
+from processors.core.view import profile_view
+from schemas.commands import CreateProfile, IdentifyProfile
+from schemas.events import StoreEvent
+from schemas.messages import ChainMessage, IdentityResolved, Input, ProfileMessage, Tick
+from schemas.outputs import ProfileEvent, Rejection
+from schemas.state import ChainState, IdentityState, ProfileState
+from schemas.views import ProfileView
+
+
+class Fold(Enum):
+    CHAIN = "chain"
+    PROFILE = "profile"
+    IDENTITY = "identity"
+
+
+Routed = (
+    tuple[Fold, ChainMessage] | tuple[Fold, ProfileMessage] | tuple[Fold, IdentityMessage]
+)
+
+
+def route(item: Input) -> Fold:
+    """Which fold an input from outside goes to first."""
+    match item:
+        case StoreEvent():
+            named_by_customer = item.profile is not None and item.profile.profile_id is None
+            return Fold.IDENTITY if named_by_customer else Fold.CHAIN
+        case CreateProfile() | IdentifyProfile() if item.customer_user_id is not None:
+            return Fold.IDENTITY
+    return Fold.PROFILE
+
+
+def accepted_at(item: Input) -> datetime:
+    """The instant an input takes as `now`: when subledger accepted it (live and replay)."""
+    return item.received_at if isinstance(item, StoreEvent) else item.issued_at
+
+
+@dataclass
+class Ledger:
+    config: FoldConfig = DEFAULT_CONFIG
+    chains: dict[str, ChainState] = field(default_factory=dict)
+    profiles: dict[UUID, ProfileState] = field(default_factory=dict)
+    identities: dict[str, IdentityState] = field(default_factory=dict)
+    events: list[ProfileEvent] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    resolved: list[IdentityResolved] = field(default_factory=list)
+
+    def submit(self, item: Input, now: datetime | None = None) -> None:
+        self._run((route(item), item), accepted_at(item) if now is None else now)  # type: ignore[arg-type]
+
+    def submit_all(self, items: Iterable[Input]) -> None:
+        for item in items:
+            self.submit(item)
+
+    def advance(self, now: datetime) -> None:
+        """Wake every profile at `now`, as the processor's timers would."""
+        for profile_id in sorted(self.profiles):
+            self._run((Fold.PROFILE, Tick(profile_id=profile_id, at=now)), now)
+
+    def view(self, profile_id: UUID, now: datetime) -> ProfileView:
+        return profile_view(self.profiles[profile_id], now, self.config)
+
+    def views(self, now: datetime) -> list[ProfileView]:
+        return [
+            profile_view(state, now, self.config)
+            for _, state in sorted(self.profiles.items())
+            if state.exists
+        ]
+
+    def _run(self, first: Routed, now: datetime) -> None:
+        queue: deque[Routed] = deque([first])
+        while queue:
+            queue.extend(self._dispatch(*queue.popleft(), now))
+
+    def _dispatch(self, fold: Fold, message: object, now: datetime) -> list[Routed]:
+        match fold:
+            case Fold.CHAIN:
+                return self._chain(message)  # type: ignore[arg-type]
+            case Fold.PROFILE:
+                return self._profile(message, now)  # type: ignore[arg-type]
+            case Fold.IDENTITY:
+                return self._identity(message)  # type: ignore[arg-type]
+
+    def _chain(self, message: ChainMessage) -> list[Routed]:
+        chain, changed = evolve_chain(self.chains.get(message.chain_key), message)
+        if chain is not None:
+            self.chains[message.chain_key] = chain
+        return [(Fold.PROFILE, m) for m in changed]
+
+    def _profile(self, message: ProfileMessage, now: datetime) -> list[Routed]:
+        outcome = evolve_profile(self.profiles.get(message.profile_id), message, now, self.config)
+        self.profiles[message.profile_id] = outcome.state
+        self.events += outcome.events
+        self.rejections += outcome.rejections
+        return [
+            *((Fold.CHAIN, m) for m in outcome.to_chains),
+            *((Fold.PROFILE, m) for m in outcome.to_profiles),
+            *((Fold.IDENTITY, m) for m in outcome.to_identity),
+        ]
+
+    def _identity(self, message: IdentityMessage) -> list[Routed]:
+        customer = customer_of(message)
+        assert customer is not None, "only messages naming a customer user id are routed here"
+        state = self.identities.get(customer) or IdentityState(customer_user_id=customer)
+        outcome = evolve_identity(state, message)
+        self.identities[customer] = outcome.state
+        self.resolved += outcome.resolved
+        return [
+            *((Fold.PROFILE, m) for m in outcome.to_profiles),
+            *((Fold.CHAIN, m) for m in outcome.to_chains),
+        ]

@@ -1,0 +1,613 @@
+"""The profile fold: `evolve_profile(state, message, now) -> outcome`.
+
+Before a message applies, the profile is advanced through every wake-up instant up to
+`now`, so that held events fall due and access expires at the instant it should, and
+at one instant held events apply before expiries are evaluated. What the profile emits
+is the difference between what it shows before and after: a journey item once, an
+access-level change each time a level's state changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from processors.core.access import access_levels
+from processors.core.chain import claim_id_for, merge_chains, parse_chain_key
+from processors.core.config import DEFAULT_CONFIG, FoldConfig
+from processors.core.ids import stable_id
+from processors.core.journey import Item, journey
+from processors.core.validation import Error, apply_attributes, note_text_error, transaction_error
+from processors.core.view import next_wakeup, related_chains
+from schemas.commands import (
+    AddNote,
+    CommandBase,
+    CreateProfile,
+    DeleteNote,
+    DeleteProfile,
+    EditNote,
+    GrantAccessLevel,
+    IdentifyProfile,
+    RecordEmailEvent,
+    RestorePurchases,
+    RevokeAccessLevel,
+    SetCustomAttributes,
+    SetTransaction,
+    TransferAccess,
+    Unsubscribe,
+    UpdateProfile,
+)
+from schemas.enums import ClaimKind, EventType, OfferType
+from schemas.events import ProfileRef, StoreEvent
+from schemas.messages import (
+    ChainChanged,
+    ChainMessage,
+    ClaimantIdentified,
+    ClaimChain,
+    EntitlementsReceived,
+    ProfileMessage,
+    ReleaseIdentity,
+    Tick,
+)
+from schemas.outputs import ProfileEvent, Rejection
+from schemas.profile import Note, ProfileFields
+from schemas.state import ChainState, Claim, EmailRecord, Grant, ProfileState
+
+E = EventType
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileOutcome:
+    state: ProfileState
+    events: tuple[ProfileEvent, ...] = ()
+    rejections: tuple[Rejection, ...] = ()
+    to_chains: tuple[ChainMessage, ...] = ()
+    to_profiles: tuple[EntitlementsReceived, ...] = ()
+    to_identity: tuple[ReleaseIdentity, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    state: ProfileState
+    events: list[ProfileEvent] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    to_chains: list[ChainMessage] = field(default_factory=list)
+    to_profiles: list[EntitlementsReceived] = field(default_factory=list)
+    to_identity: list[ReleaseIdentity] = field(default_factory=list)
+
+
+def evolve_profile(
+    state: ProfileState | None,
+    message: ProfileMessage,
+    now: datetime,
+    config: FoldConfig = DEFAULT_CONFIG,
+) -> ProfileOutcome:
+    if state is None:
+        state = ProfileState(profile_id=message.profile_id)
+    if state.as_of is not None:
+        now = max(now, state.as_of)  # time never runs backwards in a state
+    advanced, timed = advance(state, now, config)
+    step = _apply(advanced, message, now, config)
+    new_state = step.state
+    found: list[ProfileEvent] = []
+    if new_state.exists and not new_state.deleted:
+        # The message and the instant `now` are evaluated together, so that an input due
+        # exactly when access would lapse leaves no gap.
+        found = changes(advanced, advanced.as_of or now, new_state, now, config)
+    if new_state is not advanced or found:
+        new_state = new_state.model_copy(update={"version": advanced.version + 1})
+    return ProfileOutcome(
+        new_state.model_copy(update={"as_of": now}),
+        tuple([*timed, *step.events, *found]),
+        tuple(step.rejections),
+        tuple(step.to_chains),
+        tuple(step.to_profiles),
+        tuple(step.to_identity),
+    )
+
+
+def advance(
+    state: ProfileState, until: datetime, config: FoldConfig
+) -> tuple[ProfileState, list[ProfileEvent]]:
+    """Walk the profile through each wake-up instant before `until`."""
+    if state.as_of is None or not state.exists or state.deleted:
+        return state, []
+    events: list[ProfileEvent] = []
+    at = state.as_of
+    while (wake := next_wakeup(state, at, config)) is not None and wake < until:
+        found = changes(state, at, state, wake, config)
+        bump = 1 if found else 0
+        state = state.model_copy(update={"as_of": wake, "version": state.version + bump})
+        events += found
+        at = wake
+    return state, events
+
+
+def changes(
+    before: ProfileState,
+    before_at: datetime,
+    after: ProfileState,
+    after_at: datetime,
+    config: FoldConfig,
+) -> list[ProfileEvent]:
+    """What the profile shows at `after_at` that it did not show at `before_at`."""
+    me = after.profile_id
+    seen = {event_id for event_id, _, _ in _journey(before, before_at, config)}
+    events = [
+        _journey_event(me, chain, item, after_at)
+        for event_id, chain, item in _journey(after, after_at, config)
+        if event_id not in seen
+    ]
+    old_levels = access_levels(before, before_at, config)
+    new_levels = access_levels(after, after_at, config)
+    for level, view in new_levels.items():
+        if old_levels.get(level) != view:
+            digest = view.model_dump_json()
+            events.append(
+                ProfileEvent(
+                    profile_event_id=stable_id(me, "access", level, after_at.isoformat(), digest),
+                    event_type=E.ACCESS_LEVEL_UPDATED,
+                    event_datetime=after_at,
+                    profile_id=me,
+                    store=view.store,
+                    environment=view.environment,
+                    transaction_id=view.store_transaction_id,
+                    original_transaction_id=view.store_original_transaction_id,
+                    product_id=view.store_product_id,
+                    expires_at=view.expires_at,
+                    cancellation_reason=view.cancellation_reason,
+                    access_level=view,
+                )
+            )
+    for level, view in old_levels.items():
+        if level not in new_levels and view.is_active:
+            # The level's source went to another profile: it ends here, now.
+            gone = view.model_copy(update={"is_active": False, "expires_at": after_at,
+                                           "is_lifetime": False, "will_renew": False})
+            events.append(
+                ProfileEvent(
+                    profile_event_id=stable_id(me, "access", level, after_at.isoformat(), "gone"),
+                    event_type=E.ACCESS_LEVEL_UPDATED,
+                    event_datetime=after_at,
+                    profile_id=me,
+                    store=view.store,
+                    expires_at=after_at,
+                    access_level=gone,
+                )
+            )
+    return events
+
+
+def _journey(
+    state: ProfileState, at: datetime, config: FoldConfig
+) -> list[tuple[UUID, ChainState, Item]]:
+    me = state.profile_id
+    return [
+        (stable_id(me, r.chain.chain_key, item.key, item.event_type.value), r.chain, item)
+        for r in related_chains(state, config)
+        if r.is_parent
+        for item in journey(r.chain, at, config)
+    ]
+
+
+def _journey_event(me: UUID, chain: ChainState, item: Item, at: datetime) -> ProfileEvent:
+    tx = item.tx
+    priced = item.proceeds_usd is not None or item.event_type in (
+        E.SUBSCRIPTION_REFUNDED,
+        E.NON_SUBSCRIPTION_PURCHASE_REFUNDED,
+    )
+    return ProfileEvent(
+        profile_event_id=stable_id(me, chain.chain_key, item.key, item.event_type.value),
+        event_type=item.event_type,
+        event_datetime=item.at,
+        profile_id=me,
+        is_future_dated=item.at > at,
+        store=chain.store,
+        environment=chain.environment,
+        chain_key=chain.chain_key,
+        transaction_id=tx.transaction_id if tx else None,
+        original_transaction_id=chain.original_transaction_id,
+        product_id=tx.product_id if tx else None,
+        price_local=tx.price_local if tx and priced else None,
+        currency=tx.currency if tx and priced else None,
+        price_usd=tx.price_usd if tx and priced else None,
+        proceeds_usd=item.proceeds_usd,
+        rate_after_first_year=item.rate_after_first_year,
+        expires_at=item.expires_at,
+        cancellation_reason=item.reason,
+    )
+
+
+# --- applying one message -------------------------------------------------------------
+
+
+def _apply(state: ProfileState, message: ProfileMessage, now: datetime, config: FoldConfig) -> _Step:
+    match message:
+        case Tick():
+            return _Step(state)
+        case ChainChanged():
+            return _chain_changed(state, message, now)
+        case EntitlementsReceived():
+            return _entitlements_received(state, message, now)
+    if message.command_id in state.seen:
+        return _Step(state)  # a duplicate command changes nothing
+    if state.deleted or (not state.exists and not isinstance(message, CreateProfile)):
+        return _reject(state, message, ("profile_does_not_exist", "non_field_errors",
+                                        "Profile does not exist"), status=404)
+    step = _command(state, message, now, config)
+    if step.state is not state:
+        step = replace(step, state=step.state.model_copy(
+            update={"seen": step.state.seen | {message.command_id}}))
+    return step
+
+
+def _command(state: ProfileState, command: CommandBase, now: datetime, config: FoldConfig) -> _Step:
+    match command:
+        case CreateProfile():
+            return _create(state, command, config)
+        case IdentifyProfile():
+            return _identify(state, command, command.customer_user_id)
+        case UpdateProfile():
+            return _update(state, command, config)
+        case SetCustomAttributes():
+            return _update(state, command, config)
+        case SetTransaction():
+            return _set_transaction(state, command)
+        case GrantAccessLevel():
+            return _grant(state, command, now, config)
+        case RevokeAccessLevel():
+            return _revoke(state, command, now, config)
+        case AddNote() | EditNote() | DeleteNote():
+            return _note(state, command, config)
+        case TransferAccess():
+            return _transfer(state, command, config)
+        case RestorePurchases():
+            return _restore(state, command)
+        case DeleteProfile():
+            return _delete(state, command)
+        case RecordEmailEvent():
+            return _email(state, command)
+        case Unsubscribe():
+            return _unsubscribe(state, command)
+    raise TypeError(f"unhandled command {type(command).__name__}")
+
+
+def _event(state: ProfileState, command_id: str, kind: EventType, at: datetime,
+           **detail: str) -> ProfileEvent:
+    return ProfileEvent(
+        profile_event_id=stable_id(state.profile_id, command_id, kind.value),
+        event_type=kind,
+        event_datetime=at,
+        profile_id=state.profile_id,
+        detail=detail,
+    )
+
+
+def _reject(state: ProfileState, command: CommandBase, error: Error, status: int = 400) -> _Step:
+    code, source, message = error
+    rejection = Rejection(command_id=command.command_id, profile_id=state.profile_id,
+                          error_code=code, source=source, message=message, status_code=status)
+    return _Step(state, rejections=[rejection])
+
+
+def _create(state: ProfileState, command: CreateProfile, config: FoldConfig) -> _Step:
+    if state.exists:
+        step = _identify(state, command, command.customer_user_id)
+        if step.rejections:
+            return step
+        update = UpdateProfile(command_id=command.command_id, issued_at=command.issued_at,
+                               profile_id=command.profile_id, fields=command.fields,
+                               custom_attributes=command.custom_attributes)
+        more = _update(step.state, update, config)
+        return replace(more, events=step.events + more.events, to_chains=step.to_chains)
+    attributes = apply_attributes({}, command.custom_attributes, config)
+    if isinstance(attributes, tuple):
+        return _reject(state, command, attributes)
+    created = state.model_copy(update={
+        "exists": True,
+        "created_at": command.issued_at,
+        "fields": command.fields,
+        "custom_attributes": attributes,
+    })
+    step = _Step(created, events=[_event(created, command.command_id, E.PROFILE_CREATED,
+                                         command.issued_at)])
+    if command.customer_user_id is None:
+        return step
+    identified = _identify(created, command, command.customer_user_id)
+    return replace(identified, events=step.events + identified.events)
+
+
+def _identify(state: ProfileState, command: CommandBase, customer_user_id: str | None) -> _Step:
+    if customer_user_id is None or customer_user_id == state.customer_user_id:
+        return _Step(state)
+    if state.customer_user_id is not None:
+        return _reject(state, command, ("validation_error", "customer_user_id",
+                                        "the profile already has another customer_user_id"))
+    identified = state.model_copy(update={"customer_user_id": customer_user_id})
+    return _Step(
+        identified,
+        events=[_event(identified, command.command_id, E.PROFILE_IDENTIFIED, command.issued_at,
+                       customer_user_id=customer_user_id)],
+        to_chains=[ClaimantIdentified(chain_key=key, profile_id=state.profile_id)
+                   for key in _claimed(state)],
+    )
+
+
+def _claimed(state: ProfileState) -> list[str]:
+    me = state.profile_id
+    return [key for key, chain in sorted(state.chains.items())
+            if any(c.profile_id == me for c in chain.claims)]
+
+
+def _update(state: ProfileState, command: UpdateProfile | SetCustomAttributes,
+            config: FoldConfig) -> _Step:
+    attributes = apply_attributes(state.custom_attributes, command.custom_attributes, config)
+    if isinstance(attributes, tuple):
+        return _reject(state, command, attributes)
+    update: dict[str, Any] = {"custom_attributes": attributes}
+    if isinstance(command, UpdateProfile):
+        given = {name: value for name, value in command.fields if value is not None}
+        given.update(dict.fromkeys(command.unset))
+        update["fields"] = state.fields.model_copy(update=given)
+        if command.seen_at is not None:
+            update["last_seen_at"] = max(command.seen_at, state.last_seen_at or command.seen_at)
+    updated = state.model_copy(update=update)
+    if updated == state:
+        return _Step(state)
+    changed = sorted(
+        {k for k in ProfileFields.model_fields if getattr(updated.fields, k) != getattr(state.fields, k)}
+        | ({"custom_attributes"} if attributes != state.custom_attributes else set())
+    )
+    return _Step(updated, events=[_event(updated, command.command_id, E.PROFILE_UPDATED,
+                                         command.issued_at, changed=",".join(changed))])
+
+
+def _set_transaction(state: ProfileState, command: SetTransaction) -> _Step:
+    error = transaction_error(command)
+    if error is not None:
+        return _reject(state, command, error)
+    tx = command.transaction
+    if not tx.is_subscription:
+        kind = E.NON_SUBSCRIPTION_PURCHASE
+    elif tx.offer is not None and tx.offer.type is OfferType.FREE_TRIAL:
+        kind = E.TRIAL_STARTED
+    else:
+        kind = E.SUBSCRIPTION_STARTED
+    event = StoreEvent(
+        event_id=f"set_transaction:{command.command_id}",
+        event_type=kind,
+        store=command.store,
+        environment=command.environment,
+        original_transaction_id=tx.original_transaction_id,
+        transaction_id=tx.transaction_id,
+        product_id=tx.product_id,
+        effective_at=tx.purchased_at,
+        signed_at=command.issued_at,
+        received_at=command.issued_at,
+        source=f"profile.commands:{command.command_id}",
+        profile=ProfileRef(profile_id=state.profile_id),
+        transaction=tx,
+        renewal=command.renewal,
+    )
+    # The transaction reaches this profile through its chain; the command itself is done.
+    return _Step(state.model_copy(update={"seen": state.seen | {command.command_id}}),
+                 to_chains=[event])
+
+
+def _grant(state: ProfileState, command: GrantAccessLevel, now: datetime,
+           config: FoldConfig) -> _Step:
+    level = command.access_level_id
+    if level not in config.access_levels:
+        return _reject(state, command, _unknown_level(level))
+    if command.expires_at is not None and command.expires_at <= now:
+        return _reject(state, command, ("expires_date_error", "expires_at",
+                                        "expires_at must be in the future"))
+    current = state.grants.get(level)
+    if current is not None and _decreases(current.expires_at, command.expires_at):
+        return _reject(state, command, ("expires_date_error", "expires_at",
+                                        "expires_at can't be decreased once set"))
+    grant = Grant(access_level_id=level, granted_at=command.issued_at,
+                  starts_at=command.starts_at or command.issued_at, expires_at=command.expires_at)
+    granted = state.model_copy(update={"grants": {**state.grants, level: grant}})
+    detail = {"access_level_id": level,
+              "expires_at": grant.expires_at.isoformat() if grant.expires_at else "lifetime"}
+    return _Step(granted, events=[_event(granted, command.command_id, E.ACCESS_LEVEL_GRANTED,
+                                         command.issued_at, **detail)])
+
+
+def _decreases(current: datetime | None, requested: datetime | None) -> bool:
+    if current is None:
+        return requested is not None  # lifetime can only stay lifetime
+    return requested is not None and requested < current
+
+
+def _unknown_level(level: str) -> Error:
+    return ("paid_access_level_does_not_exist", "non_field_errors",
+            f"Paid access level `{level}` does not exist")
+
+
+def _revoke(state: ProfileState, command: RevokeAccessLevel, now: datetime,
+            config: FoldConfig) -> _Step:
+    level = command.access_level_id
+    if level not in config.access_levels:
+        return _reject(state, command, _unknown_level(level))
+    view = access_levels(state, now, config).get(level)
+    if view is None or not view.is_active:
+        return _reject(state, command, ("profile_paid_access_level_does_not_exist",
+                                        "non_field_errors",
+                                        f"Profile has no paid access level `{level}`"))
+    revoke_at = max(command.revoke_at or now, now)
+    if not view.is_lifetime and view.expires_at is not None and revoke_at > view.expires_at:
+        return _reject(state, command, ("revocation_date_more_than_expiration_date", "revoke_at",
+                                        "revoke_at is later than the access level's expires_at"))
+    revoked = state.model_copy(update={"level_cutoffs": {**state.level_cutoffs, level: revoke_at}})
+    event = _event(revoked, command.command_id, E.ACCESS_LEVEL_REVOKED, revoke_at,
+                   access_level_id=level)
+    return _Step(revoked, events=[event.model_copy(update={"is_future_dated": revoke_at > now})])
+
+
+def _note(state: ProfileState, command: AddNote | EditNote | DeleteNote,
+          config: FoldConfig) -> _Step:
+    notes = {n.note_id: n for n in state.notes}
+    existing = notes.get(command.note_id)
+    match command:
+        case AddNote():
+            if existing is not None:
+                return _reject(state, command, ("validation_error", "note_id",
+                                                "a note with this id exists"))
+            if len(notes) >= config.max_notes:
+                return _reject(state, command, ("validation_error", "non_field_errors",
+                                                f"a profile has at most {config.max_notes} notes"))
+            if (error := note_text_error(command.text, config)) is not None:
+                return _reject(state, command, error)
+            notes[command.note_id] = Note(note_id=command.note_id, text=command.text,
+                                          created_at=command.issued_at, updated_at=command.issued_at)
+            action = "added"
+        case EditNote():
+            if existing is None:
+                return _reject(state, command, ("note_does_not_exist", "note_id",
+                                                "Note does not exist"), status=404)
+            if (error := note_text_error(command.text, config)) is not None:
+                return _reject(state, command, error)
+            notes[command.note_id] = existing.model_copy(
+                update={"text": command.text, "updated_at": command.issued_at})
+            action = "edited"
+        case DeleteNote():
+            if existing is None:
+                return _reject(state, command, ("note_does_not_exist", "note_id",
+                                                "Note does not exist"), status=404)
+            del notes[command.note_id]
+            action = "deleted"
+    noted = state.model_copy(update={"notes": tuple(sorted(
+        notes.values(), key=lambda n: (n.created_at, n.note_id)))})
+    return _Step(noted, events=[_event(noted, command.command_id, E.PROFILE_UPDATED,
+                                       command.issued_at, note=action, note_id=command.note_id)])
+
+
+def _transfer(state: ProfileState, command: TransferAccess, config: FoldConfig) -> _Step:
+    me = state.profile_id
+    claims = [
+        ClaimChain(chain_key=r.chain.chain_key, claim=Claim(
+            at=command.issued_at,
+            claim_id=claim_id_for(ClaimKind.TRANSFER, command.command_id, r.chain.chain_key),
+            profile_id=command.to_profile_id, kind=ClaimKind.TRANSFER, counterpart=me))
+        for r in related_chains(state, config)
+        if me in r.relations.claimants
+    ]
+    marked = state.model_copy(update={"seen": state.seen | {command.command_id}})
+    return _Step(
+        marked,
+        events=[_event(marked, command.command_id, E.ENTITLEMENTS_TRANSFERRED, command.issued_at,
+                       to_profile_id=str(command.to_profile_id))],
+        to_chains=list(claims),
+        to_profiles=[EntitlementsReceived(profile_id=command.to_profile_id, from_profile_id=me,
+                                          command_id=command.command_id, at=command.issued_at)],
+    )
+
+
+def _restore(state: ProfileState, command: RestorePurchases) -> _Step:
+    for key in command.chain_keys:
+        try:
+            parse_chain_key(key)
+        except ValueError as error:
+            return _reject(state, command, ("validation_error", "chain_keys", str(error)))
+    claims = [
+        ClaimChain(chain_key=key, identified=state.customer_user_id is not None, claim=Claim(
+            at=command.issued_at,
+            claim_id=claim_id_for(ClaimKind.RESTORE, command.command_id, key),
+            profile_id=state.profile_id, kind=ClaimKind.RESTORE))
+        for key in command.chain_keys
+    ]
+    return _Step(state.model_copy(update={"seen": state.seen | {command.command_id}}),
+                 to_chains=list(claims))
+
+
+def _delete(state: ProfileState, command: DeleteProfile) -> _Step:
+    releases = [
+        ClaimChain(chain_key=key, claim=Claim(
+            at=command.issued_at,
+            claim_id=claim_id_for(ClaimKind.DELETE, command.command_id, key),
+            profile_id=state.profile_id, kind=ClaimKind.DELETE))
+        for key in sorted(state.chains)
+    ]
+    # Erasure: personal data, history and chain copies go; the tombstone keeps it deleted.
+    tombstone = ProfileState(profile_id=state.profile_id, exists=True, deleted=True,
+                             seen=state.seen, as_of=state.as_of, version=state.version)
+    identity = ([ReleaseIdentity(customer_user_id=state.customer_user_id,
+                                 profile_id=state.profile_id)]
+                if state.customer_user_id else [])
+    return _Step(tombstone,
+                 events=[_event(tombstone, command.command_id, E.PROFILE_DELETED,
+                                command.issued_at)],
+                 to_chains=list(releases), to_identity=identity)
+
+
+_EMAIL_EVENTS = {
+    "sent": (E.EMAIL_SENT, "sent_at"),
+    "delivered": (E.EMAIL_DELIVERED, "delivered_at"),
+    "opened": (E.EMAIL_OPENED, "opened_at"),
+    "clicked": (E.EMAIL_CLICKED, "clicked_at"),
+}
+
+
+def _email(state: ProfileState, command: RecordEmailEvent) -> _Step:
+    kind, attribute = _EMAIL_EVENTS[command.event.value]
+    record = state.emails.get(command.email_id) or EmailRecord(
+        email_id=command.email_id, campaign_id=command.campaign_id)
+    known = getattr(record, attribute)
+    if known is not None and known <= command.occurred_at:
+        return _Step(state.model_copy(update={"seen": state.seen | {command.command_id}}))
+    record = record.model_copy(update={attribute: command.occurred_at})
+    recorded = state.model_copy(update={"emails": {**state.emails, command.email_id: record}})
+    detail = {"email_id": command.email_id}
+    if command.campaign_id:
+        detail["campaign_id"] = command.campaign_id
+    return _Step(recorded, events=[_event(recorded, command.command_id, kind,
+                                          command.occurred_at, **detail)])
+
+
+def _unsubscribe(state: ProfileState, command: Unsubscribe) -> _Step:
+    if state.email_unsubscribed_at is not None:
+        return _Step(state)  # idempotent: already on the suppression list
+    unsubscribed = state.model_copy(update={"email_unsubscribed_at": command.issued_at})
+    return _Step(unsubscribed, events=[_event(unsubscribed, command.command_id,
+                                              E.EMAIL_UNSUBSCRIBED, command.issued_at)])
+
+
+def _chain_changed(state: ProfileState, message: ChainChanged, now: datetime) -> _Step:
+    if state.deleted:
+        return _Step(state)
+    known = state.chains.get(message.chain.chain_key)
+    merged = message.chain if known is None else merge_chains(known, message.chain)
+    if merged == known:
+        return _Step(state)
+    update: dict[str, Any] = {"chains": {**state.chains, merged.chain_key: merged}}
+    events: list[ProfileEvent] = []
+    if not state.exists:
+        # A store event named a profile nobody created yet: it exists from now on.
+        update.update(exists=True, created_at=now)
+        events.append(_event(state, f"implicit:{merged.chain_key}", E.PROFILE_CREATED, now))
+    me = state.profile_id
+    to_chains: list[ChainMessage] = []
+    if (state.customer_user_id is not None and me not in merged.identified
+            and any(c.profile_id == me for c in merged.claims)):
+        to_chains.append(ClaimantIdentified(chain_key=merged.chain_key, profile_id=me))
+    return _Step(state.model_copy(update=update), events=events, to_chains=to_chains)
+
+
+def _entitlements_received(state: ProfileState, message: EntitlementsReceived,
+                           now: datetime) -> _Step:
+    marker = f"received:{message.command_id}"
+    if state.deleted or marker in state.seen:
+        return _Step(state)
+    update: dict[str, Any] = {"seen": state.seen | {marker}}
+    events = []
+    if not state.exists:
+        update.update(exists=True, created_at=now)
+        events.append(_event(state, marker, E.PROFILE_CREATED, now))
+    received = state.model_copy(update=update)
+    events.append(_event(received, marker, E.ENTITLEMENTS_TRANSFERRED, message.at,
+                         from_profile_id=str(message.from_profile_id)))
+    return _Step(received, events=events)

@@ -1,0 +1,82 @@
+"""Messages between the folds (chain, profile, identity), and the outcomes they report.
+
+They travel on internal topics in the stream processor and through a queue in the
+in-memory ledger; either way each fold sees the same messages.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from schemas.base import Frozen, Instant
+from schemas.commands import Command
+from schemas.events import StoreEvent
+from schemas.state import ChainState, Claim
+
+
+class ClaimChain(Frozen):
+    """A profile relates itself to a chain: restore, transfer or delete."""
+
+    kind: Literal["claim_chain"] = "claim_chain"
+    chain_key: str
+    claim: Claim
+    identified: bool = False
+
+
+class ClaimantIdentified(Frozen):
+    kind: Literal["claimant_identified"] = "claimant_identified"
+    chain_key: str
+    profile_id: UUID
+
+
+class ChainChanged(Frozen):
+    """A chain's merged facts, sent to every profile related to it."""
+
+    kind: Literal["chain_changed"] = "chain_changed"
+    profile_id: UUID
+    chain: ChainState
+
+
+class EntitlementsReceived(Frozen):
+    kind: Literal["entitlements_received"] = "entitlements_received"
+    profile_id: UUID
+    from_profile_id: UUID
+    command_id: str
+    at: Instant
+
+
+class Tick(Frozen):
+    """The processor wakes a profile at its next wake-up instant."""
+
+    kind: Literal["tick"] = "tick"
+    profile_id: UUID
+    at: Instant
+
+
+class ReleaseIdentity(Frozen):
+    kind: Literal["release_identity"] = "release_identity"
+    customer_user_id: str
+    profile_id: UUID
+
+
+class IdentityResolved(Frozen):
+    """A create or identify command named a customer user id that another profile holds."""
+
+    command_id: str
+    customer_user_id: str
+    profile_id: UUID
+
+
+ProfileMessage = Annotated[
+    Command | ChainChanged | EntitlementsReceived | Tick, Field(discriminator="kind")
+]
+ChainMessage = Annotated[
+    StoreEvent | ClaimChain | ClaimantIdentified, Field(discriminator="kind")
+]
+
+
+# What enters the system from outside: store events and profile commands.
+Input = Annotated[StoreEvent | Command, Field(discriminator="kind")]

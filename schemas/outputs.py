@@ -1,0 +1,46 @@
+"""What the folds emit: profile events for the journey and integrations, and rejections."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from schemas.base import Frozen, Instant
+from schemas.enums import CancellationReason, Environment, EventType, Store
+from schemas.money import Amount
+from schemas.views import AccessLevelView
+
+
+class ProfileEvent(Frozen):
+    profile_event_id: UUID
+    event_type: EventType
+    event_datetime: Instant
+    profile_id: UUID
+    # Published at once, but shown in the timeline and counted only once due.
+    is_future_dated: bool = False
+    store: Store | None = None
+    environment: Environment | None = None
+    chain_key: str | None = None
+    transaction_id: str | None = None
+    original_transaction_id: str | None = None
+    product_id: str | None = None
+    price_local: Amount | None = None
+    currency: str | None = None
+    price_usd: Amount | None = None
+    proceeds_usd: Amount | None = None
+    rate_after_first_year: bool | None = None
+    expires_at: Instant | None = None
+    cancellation_reason: CancellationReason | None = None
+    access_level: AccessLevelView | None = None
+    # Event-specific details: note id, transfer counterpart, email id, ...
+    detail: dict[str, str] = {}
+
+
+class Rejection(Frozen):
+    """A command the fold refused: nothing changed. Shaped for the DOMAIN.md section 8 body."""
+
+    command_id: str
+    profile_id: UUID
+    error_code: str
+    source: str
+    message: str
+    status_code: int = 400
