@@ -13,7 +13,14 @@ from uuid import UUID
 from pydantic import Field, model_validator
 
 from schemas.base import Frozen, Instant
-from schemas.enums import CancellationReason, Environment, EventType, OfferCategory, OfferType, Store
+from schemas.enums import (
+    CancellationReason,
+    Environment,
+    EventType,
+    OfferCategory,
+    OfferType,
+    Store,
+)
 from schemas.money import ZERO, Amount, CurrencyCode
 
 

@@ -73,9 +73,7 @@ class IdentityResolved(Frozen):
 ProfileMessage = Annotated[
     Command | ChainChanged | EntitlementsReceived | Tick, Field(discriminator="kind")
 ]
-ChainMessage = Annotated[
-    StoreEvent | ClaimChain | ClaimantIdentified, Field(discriminator="kind")
-]
+ChainMessage = Annotated[StoreEvent | ClaimChain | ClaimantIdentified, Field(discriminator="kind")]
 
 
 # What enters the system from outside: store events and profile commands.

@@ -9,7 +9,14 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from schemas.enums import CancellationReason, Environment, EventType, OfferCategory, OfferType, Store
+from schemas.enums import (
+    CancellationReason,
+    Environment,
+    EventType,
+    OfferCategory,
+    OfferType,
+    Store,
+)
 from schemas.events import Offer, ProfileRef, RenewalInfo, StoreEvent, TransactionInfo
 
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
@@ -105,44 +112,67 @@ class Chain:
         kind = kind or (E.TRIAL_STARTED if trial else E.SUBSCRIPTION_RENEWED)
         return self.event(kind, start, tx, RenewalInfo(), received=received)
 
-    def one_time(self, tid: str, at: datetime, price: str = "4.99", consumable: bool = False,
-                 product: str = "lifetime") -> StoreEvent:
+    def one_time(
+        self,
+        tid: str,
+        at: datetime,
+        price: str = "4.99",
+        consumable: bool = False,
+        product: str = "lifetime",
+    ) -> StoreEvent:
         self.otid = tid
         tx = TransactionInfo(
-            transaction_id=tid, original_transaction_id=tid, product_id=product,
-            is_subscription=False, is_consumable=consumable, purchased_at=at,
-            price_local=Decimal(price), price_usd=Decimal(price),
+            transaction_id=tid,
+            original_transaction_id=tid,
+            product_id=product,
+            is_subscription=False,
+            is_consumable=consumable,
+            purchased_at=at,
+            price_local=Decimal(price),
+            price_usd=Decimal(price),
         )
         self.transactions[tid] = tx
         return self.event(E.NON_SUBSCRIPTION_PURCHASE, at, tx)
 
-    def auto_renew(self, on: bool, at: datetime, reason: CancellationReason | None = None) -> StoreEvent:
+    def auto_renew(
+        self, on: bool, at: datetime, reason: CancellationReason | None = None
+    ) -> StoreEvent:
         kind = E.SUBSCRIPTION_RENEWAL_REACTIVATED if on else E.SUBSCRIPTION_RENEWAL_CANCELLED
         return self.event(kind, at, renewal=RenewalInfo(auto_renew=on, cancellation_reason=reason))
 
     def billing_issue(self, at: datetime, grace_until: datetime | None = None) -> StoreEvent:
-        renewal = RenewalInfo(in_billing_retry=True, billing_issue_detected_at=at,
-                              grace_period_expires_at=grace_until)
+        renewal = RenewalInfo(
+            in_billing_retry=True, billing_issue_detected_at=at, grace_period_expires_at=grace_until
+        )
         return self.event(E.BILLING_ISSUE_DETECTED, at, renewal=renewal)
 
-    def expired(self, at: datetime, reason: CancellationReason, auto_renew: bool = False) -> StoreEvent:
+    def expired(
+        self, at: datetime, reason: CancellationReason, auto_renew: bool = False
+    ) -> StoreEvent:
         renewal = RenewalInfo(auto_renew=auto_renew, cancellation_reason=reason)
         return self.event(E.SUBSCRIPTION_EXPIRED, at, renewal=renewal)
 
     def refund(self, tid: str, at: datetime, reason: CancellationReason = R.REFUND) -> StoreEvent:
-        tx = self.transactions[tid].model_copy(update={"revoked_at": at, "revocation_reason": reason})
+        tx = self.transactions[tid].model_copy(
+            update={"revoked_at": at, "revocation_reason": reason}
+        )
         self.transactions[tid] = tx
-        kind = E.SUBSCRIPTION_REFUNDED if tx.is_subscription else E.NON_SUBSCRIPTION_PURCHASE_REFUNDED
+        kind = (
+            E.SUBSCRIPTION_REFUNDED if tx.is_subscription else E.NON_SUBSCRIPTION_PURCHASE_REFUNDED
+        )
         return self.event(kind, at, tx)
 
     def refund_reversed(self, tid: str, at: datetime) -> StoreEvent:
-        tx = self.transactions[tid].model_copy(update={"revoked_at": None, "revocation_reason": None})
+        tx = self.transactions[tid].model_copy(
+            update={"revoked_at": None, "revocation_reason": None}
+        )
         self.transactions[tid] = tx
         return self.event(E.REFUND_REVERSED, at, tx)
 
     def paused(self, at: datetime, resume_at: datetime | None = None) -> StoreEvent:
-        return self.event(E.SUBSCRIPTION_PAUSED, at,
-                          renewal=RenewalInfo(paused=True, auto_resume_at=resume_at))
+        return self.event(
+            E.SUBSCRIPTION_PAUSED, at, renewal=RenewalInfo(paused=True, auto_resume_at=resume_at)
+        )
 
     def deferred(self, tid: str, at: datetime, new_end: datetime) -> StoreEvent:
         tx = self.transactions[tid].model_copy(update={"expires_at": new_end})

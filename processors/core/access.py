@@ -16,7 +16,9 @@ from schemas.views import AccessLevelView
 R = CancellationReason
 
 
-def access_levels(state: ProfileState, now: datetime, config: FoldConfig) -> dict[str, AccessLevelView]:
+def access_levels(
+    state: ProfileState, now: datetime, config: FoldConfig
+) -> dict[str, AccessLevelView]:
     candidates: dict[str, list[tuple[datetime, AccessLevelView]]] = {}
 
     def offer(level: str, started: datetime, view: AccessLevelView) -> None:
@@ -31,7 +33,9 @@ def access_levels(state: ProfileState, now: datetime, config: FoldConfig) -> dic
         if reading.period is not None:
             view = _subscription_view(chain, reading, shared_from)
             for level in config.levels_of(reading.period.tx.product_id):
-                offer(level, reading.period.start, view.model_copy(update={"access_level_id": level}))
+                offer(
+                    level, reading.period.start, view.model_copy(update={"access_level_id": level})
+                )
         for one in purchases(chain, config):
             tx = one.tx
             if tx.is_consumable or tx.purchased_at > now:
@@ -61,7 +65,9 @@ def _preference(view: AccessLevelView) -> tuple[bool, bool, float, str]:
     return (view.is_active, view.is_lifetime, expiry, view.store_transaction_id or "")
 
 
-def _cut(view: AccessLevelView, started: datetime, cutoff: datetime | None, now: datetime) -> AccessLevelView:
+def _cut(
+    view: AccessLevelView, started: datetime, cutoff: datetime | None, now: datetime
+) -> AccessLevelView:
     """A revoke ends every source of the level that began before it."""
     if cutoff is None or started >= cutoff:
         return view
@@ -157,7 +163,8 @@ def _grant_view(grant: Grant, now: datetime) -> AccessLevelView:
     started = grant.starts_at <= now
     return AccessLevelView(
         access_level_id=grant.access_level_id,
-        is_active=started and (lifetime or (grant.expires_at is not None and now < grant.expires_at)),
+        is_active=started
+        and (lifetime or (grant.expires_at is not None and now < grant.expires_at)),
         is_lifetime=lifetime,
         expires_at=grant.expires_at,
         starts_at=grant.starts_at,

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import TypeVar
 from uuid import UUID
 
+from processors.core.ids import stable_id
 from schemas.enums import ClaimKind, Environment, EventType, Store
 from schemas.events import StoreEvent, TransactionInfo
 from schemas.messages import ChainChanged, ChainMessage, ClaimantIdentified, ClaimChain
@@ -22,7 +23,6 @@ from schemas.state import (
     RevocationObs,
     TransactionFact,
 )
-from processors.core.ids import stable_id
 
 _Obs = TypeVar("_Obs", RenewalObs, DeferralObs, RevocationObs)
 
@@ -122,7 +122,9 @@ def facts_of(event: StoreEvent, profile_id: UUID | None) -> ChainState:
             )
     renewals: tuple[RenewalObs, ...] = ()
     if event.renewal is not None:
-        renewals = (RenewalObs(signed_at=event.signed_at, event_id=event.event_id, info=event.renewal),)
+        renewals = (
+            RenewalObs(signed_at=event.signed_at, event_id=event.event_id, info=event.renewal),
+        )
     claims: tuple[Claim, ...] = ()
     if profile_id is not None:
         claims = (
@@ -177,7 +179,9 @@ def evolve_chain(
             if state is not None and message.claim.claim_id in state.seen:
                 return state, ()
             # A claim may reach a chain before any store event does: it is kept all the same.
-            identified = frozenset({message.claim.profile_id}) if message.identified else frozenset()
+            identified = (
+                frozenset({message.claim.profile_id}) if message.identified else frozenset()
+            )
             incoming = stub_chain(message.chain_key).model_copy(
                 update={
                     "claims": (message.claim,),

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from processors.core.config import FoldConfig
-from processors.core.reading import Period, in_retry, periods, purchases
+from processors.core.reading import Period, periods, purchases
 from schemas.enums import CancellationReason, EventType
 from schemas.events import TransactionInfo
 from schemas.state import ChainState, RenewalObs, TransactionFact
@@ -38,13 +38,13 @@ class Item:
 _RANK = {
     E.SUBSCRIPTION_RENEWAL_CANCELLED: 0,
     E.TRIAL_RENEWAL_CANCELLED: 0,
-    E.SUBSCRIPTION_REFUNDED: 1,
-    E.NON_SUBSCRIPTION_PURCHASE_REFUNDED: 1,
-    E.SUBSCRIPTION_EXPIRED: 2,
-    E.TRIAL_EXPIRED: 2,
-    E.SUBSCRIPTION_PAUSED: 2,
-    E.BILLING_ISSUE_DETECTED: 3,
-    E.ENTERED_GRACE_PERIOD: 4,
+    E.BILLING_ISSUE_DETECTED: 1,
+    E.ENTERED_GRACE_PERIOD: 2,
+    E.SUBSCRIPTION_REFUNDED: 3,
+    E.NON_SUBSCRIPTION_PURCHASE_REFUNDED: 3,
+    E.SUBSCRIPTION_EXPIRED: 4,
+    E.TRIAL_EXPIRED: 4,
+    E.SUBSCRIPTION_PAUSED: 4,
 }
 
 
@@ -59,8 +59,14 @@ def journey(chain: ChainState, now: datetime, config: FoldConfig) -> list[Item]:
     ]
     for one in purchases(chain, config):
         items.append(
-            Item(f"buy:{one.tx.transaction_id}", E.NON_SUBSCRIPTION_PURCHASE, one.tx.purchased_at,
-                 one.tx, one.proceeds_usd, False)
+            Item(
+                f"buy:{one.tx.transaction_id}",
+                E.NON_SUBSCRIPTION_PURCHASE,
+                one.tx.purchased_at,
+                one.tx,
+                one.proceeds_usd,
+                False,
+            )
         )
     items.sort(key=lambda i: (i.at, _RANK.get(i.event_type, 5), i.key))
     return items
@@ -76,12 +82,20 @@ def _purchase_items(chain_periods: tuple[Period, ...]) -> list[Item]:
             kind = E.TRIAL_STARTED if tx.is_trial else E.SUBSCRIPTION_STARTED
         elif tx.product_id != prev.tx.product_id and p.start <= prev.end:
             # A product change inside the group: the old product ends as the new one starts.
-            reason = R.UPGRADED if prev.tx.is_upgraded or p.start < prev.end else (
-                R.NEW_SUBSCRIPTION_REPLACE
+            reason = (
+                R.UPGRADED
+                if prev.tx.is_upgraded or p.start < prev.end
+                else (R.NEW_SUBSCRIPTION_REPLACE)
             )
             items.append(
-                Item(f"replaced:{prev.tx.transaction_id}", E.SUBSCRIPTION_EXPIRED, p.start,
-                     prev.tx, reason=reason, expires_at=prev.end)
+                Item(
+                    f"replaced:{prev.tx.transaction_id}",
+                    E.SUBSCRIPTION_EXPIRED,
+                    p.start,
+                    prev.tx,
+                    reason=reason,
+                    expires_at=prev.end,
+                )
             )
             kind = E.SUBSCRIPTION_STARTED
         elif had_trial and not had_paid:
@@ -90,8 +104,15 @@ def _purchase_items(chain_periods: tuple[Period, ...]) -> list[Item]:
         else:
             kind = E.SUBSCRIPTION_RENEWED
         items.append(
-            Item(f"tx:{tx.transaction_id}", kind, p.start, tx, p.proceeds_usd,
-                 p.rate_after_first_year, expires_at=p.end)
+            Item(
+                f"tx:{tx.transaction_id}",
+                kind,
+                p.start,
+                tx,
+                p.proceeds_usd,
+                p.rate_after_first_year,
+                expires_at=p.end,
+            )
         )
         had_trial = had_trial or tx.is_trial
         had_paid = had_paid or not tx.is_trial
@@ -107,15 +128,20 @@ def _end_items(chain: ChainState, chain_periods: tuple[Period, ...], now: dateti
         next_start = spans[index + 1][1].start if index + 1 < len(spans) else None
         if end > now:
             continue
-        renewal = _renewal_before(chain, next_start, now)
+        known = _signed_before(chain, next_start, now)
+        renewal = known[-1] if known else None
+        retries = [o.info for o in known if o.info.in_billing_retry and o.signed_at >= last.start]
         tx = last.tx
         kind = E.TRIAL_EXPIRED if tx.is_trial else E.SUBSCRIPTION_EXPIRED
         at = end
+        reason: CancellationReason | None
         if tx.revoked_at is not None and tx.revoked_at <= end:
-            reason: CancellationReason | None = tx.revocation_reason or R.REFUND
-        elif (retry := in_retry(renewal, last)) is not None:
-            grace_end = retry.grace_period_expires_at
-            at = max(end, grace_end) if grace_end is not None else end
+            reason = tx.revocation_reason or R.REFUND
+        elif retries:
+            # A failed renewal: access lasts through the grace period the store granted,
+            # whatever the store said after the retries ended.
+            graces = [r.grace_period_expires_at for r in retries if r.grace_period_expires_at]
+            at = max([end, *graces])
             if at > now or (next_start is not None and next_start <= at):
                 continue  # still in grace, or recovered within it: no lapse
             reason = R.BILLING_ERROR
@@ -127,9 +153,28 @@ def _end_items(chain: ChainState, chain_periods: tuple[Period, ...], now: dateti
             reason = R.VOLUNTARILY_CANCELLED
         else:
             reason = R.UNKNOWN
-        items.append(Item(f"end:{tx.transaction_id}:{at.isoformat()}", kind, at, tx,
-                          reason=reason, expires_at=end))
+        items.append(
+            Item(
+                f"end:{tx.transaction_id}:{at.isoformat()}",
+                kind,
+                at,
+                tx,
+                reason=reason,
+                expires_at=end,
+            )
+        )
     return items
+
+
+def _signed_before(
+    chain: ChainState, next_start: datetime | None, now: datetime
+) -> list[RenewalObs]:
+    """Renewal states signed by `now` and before access resumed."""
+    return [
+        o
+        for o in chain.renewals
+        if o.signed_at <= now and (next_start is None or o.signed_at < next_start)
+    ]
 
 
 def _spans(chain_periods: tuple[Period, ...]) -> list[tuple[datetime, Period]]:
@@ -137,30 +182,20 @@ def _spans(chain_periods: tuple[Period, ...]) -> list[tuple[datetime, Period]]:
     spans: list[tuple[datetime, Period]] = []
     for p in chain_periods:
         if spans and p.start <= spans[-1][0]:
-            end, last = spans[-1]
-            if p.end >= end:
+            if p.end >= spans[-1][0]:
                 spans[-1] = (p.end, p)
             continue
         spans.append((p.end, p))
     return spans
 
 
-def _renewal_before(chain: ChainState, next_start: datetime | None, now: datetime) -> RenewalObs | None:
-    """The renewal state that closed a lapse: the newest signed before access resumed."""
-    limit = now if next_start is None else min(now, next_start)
-    found: RenewalObs | None = None
-    for obs in chain.renewals:
-        if obs.signed_at > limit or (next_start is not None and obs.signed_at >= next_start):
-            break
-        found = obs
-    return found
-
-
 def _renewal_items(chain: ChainState, chain_periods: tuple[Period, ...]) -> list[Item]:
     items: list[Item] = []
     starts = [p.start for p in chain_periods]
     auto_renew = True
+    off_in: Period | None = None
     retry_in: Period | None = None
+    grace_until: datetime | None = None
     for obs in chain.renewals:
         info, at = obs.info, obs.signed_at
         index = bisect_right(starts, at)
@@ -168,27 +203,63 @@ def _renewal_items(chain: ChainState, chain_periods: tuple[Period, ...]) -> list
         if period is None:
             auto_renew = info.auto_renew
             continue
-        if info.auto_renew != auto_renew and (at <= period.end or retry_in is period):
-            if info.auto_renew:
-                kind = E.TRIAL_RENEWAL_REACTIVATED if period.tx.is_trial else (
-                    E.SUBSCRIPTION_RENEWAL_REACTIVATED
+        # A user turns renewal off or on while the period or its grace runs; the store
+        # turning it off when billing retries end is part of the lapse, not a cancellation.
+        in_grace = retry_in is period and grace_until is not None and at < grace_until
+        ongoing = (at <= period.end or in_grace) and (
+            info.cancellation_reason is not R.BILLING_ERROR
+        )
+        if not info.auto_renew and auto_renew and ongoing:
+            kind = (
+                E.TRIAL_RENEWAL_CANCELLED
+                if period.tx.is_trial
+                else E.SUBSCRIPTION_RENEWAL_CANCELLED
+            )
+            items.append(
+                Item(
+                    f"renew:{obs.event_id}",
+                    kind,
+                    at,
+                    period.tx,
+                    reason=info.cancellation_reason,
+                    expires_at=period.end,
                 )
-            else:
-                kind = E.TRIAL_RENEWAL_CANCELLED if period.tx.is_trial else (
-                    E.SUBSCRIPTION_RENEWAL_CANCELLED
-                )
-            items.append(Item(f"renew:{obs.event_id}", kind, at, period.tx,
-                              reason=info.cancellation_reason, expires_at=period.end))
+            )
+            off_in = period
+        elif info.auto_renew and not auto_renew and off_in is period and ongoing:
+            # Turned back on in the period it was turned off in; a re-purchase after the
+            # period ended turns it on too, but that is a renewal, not a reactivation.
+            kind = (
+                E.TRIAL_RENEWAL_REACTIVATED
+                if period.tx.is_trial
+                else (E.SUBSCRIPTION_RENEWAL_REACTIVATED)
+            )
+            items.append(Item(f"renew:{obs.event_id}", kind, at, period.tx, expires_at=period.end))
         auto_renew = info.auto_renew
         if info.in_billing_retry and retry_in is not period:
             # A renewal of this period failed: one billing issue per failed period.
             detected = info.billing_issue_detected_at or at
-            items.append(Item(f"billing:{period.tx.transaction_id}", E.BILLING_ISSUE_DETECTED,
-                              detected, period.tx, expires_at=period.end))
+            items.append(
+                Item(
+                    f"billing:{period.tx.transaction_id}",
+                    E.BILLING_ISSUE_DETECTED,
+                    detected,
+                    period.tx,
+                    expires_at=period.end,
+                )
+            )
             if info.grace_period_expires_at is not None:
-                items.append(Item(f"grace:{period.tx.transaction_id}", E.ENTERED_GRACE_PERIOD,
-                                  detected, period.tx, expires_at=info.grace_period_expires_at))
+                items.append(
+                    Item(
+                        f"grace:{period.tx.transaction_id}",
+                        E.ENTERED_GRACE_PERIOD,
+                        detected,
+                        period.tx,
+                        expires_at=info.grace_period_expires_at,
+                    )
+                )
         retry_in = period if info.in_billing_retry else None
+        grace_until = info.grace_period_expires_at if info.in_billing_retry else None
     return items
 
 
@@ -196,8 +267,15 @@ def _deferral_items(chain: ChainState) -> list[Item]:
     items: list[Item] = []
     for d in chain.deferrals:
         fact = chain.transactions.get(d.transaction_id)
-        items.append(Item(f"defer:{d.event_id}", E.SUBSCRIPTION_DEFERRED, d.signed_at,
-                          fact.info if fact else None, expires_at=d.expires_at))
+        items.append(
+            Item(
+                f"defer:{d.event_id}",
+                E.SUBSCRIPTION_DEFERRED,
+                d.signed_at,
+                fact.info if fact else None,
+                expires_at=d.expires_at,
+            )
+        )
     return items
 
 
@@ -210,16 +288,17 @@ def _refund_items(chain: ChainState) -> list[Item]:
 
 def _refunds_of(fact: TransactionFact) -> list[Item]:
     tx = fact.info
-    refunded_kind = E.SUBSCRIPTION_REFUNDED if tx.is_subscription else (
-        E.NON_SUBSCRIPTION_PURCHASE_REFUNDED
+    refunded_kind = (
+        E.SUBSCRIPTION_REFUNDED if tx.is_subscription else (E.NON_SUBSCRIPTION_PURCHASE_REFUNDED)
     )
     items: list[Item] = []
     refunded = False
     for obs in fact.revocations:
         if obs.revoked_at is not None and not refunded:
             reason = obs.reason or (R.UPGRADED if tx.is_upgraded else R.REFUND)
-            items.append(Item(f"refund:{obs.event_id}", refunded_kind, obs.revoked_at, tx,
-                              reason=reason))
+            items.append(
+                Item(f"refund:{obs.event_id}", refunded_kind, obs.revoked_at, tx, reason=reason)
+            )
         elif obs.revoked_at is None and refunded:
             items.append(Item(f"reversal:{obs.event_id}", E.REFUND_REVERSED, obs.signed_at, tx))
         refunded = obs.revoked_at is not None

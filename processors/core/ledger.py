@@ -34,9 +34,7 @@ class Fold(Enum):
     IDENTITY = "identity"
 
 
-Routed = (
-    tuple[Fold, ChainMessage] | tuple[Fold, ProfileMessage] | tuple[Fold, IdentityMessage]
-)
+Routed = tuple[Fold, ChainMessage] | tuple[Fold, ProfileMessage] | tuple[Fold, IdentityMessage]
 
 
 def route(item: Input) -> Fold:
@@ -90,7 +88,8 @@ class Ledger:
     def _run(self, first: Routed, now: datetime) -> None:
         queue: deque[Routed] = deque([first])
         while queue:
-            queue.extend(self._dispatch(*queue.popleft(), now))
+            fold, message = queue.popleft()
+            queue.extend(self._dispatch(fold, message, now))
 
     def _dispatch(self, fold: Fold, message: object, now: datetime) -> list[Routed]:
         match fold:

@@ -54,6 +54,7 @@ from schemas.messages import (
 from schemas.outputs import ProfileEvent, Rejection
 from schemas.profile import Note, ProfileFields
 from schemas.state import ChainState, Claim, EmailRecord, Grant, ProfileState
+from schemas.views import AccessLevelView
 
 E = EventType
 
@@ -100,7 +101,7 @@ def evolve_profile(
         new_state = new_state.model_copy(update={"version": advanced.version + 1})
     return ProfileOutcome(
         new_state.model_copy(update={"as_of": now}),
-        tuple([*timed, *step.events, *found]),
+        (*timed, *step.events, *found),
         tuple(step.rejections),
         tuple(step.to_chains),
         tuple(step.to_profiles),
@@ -143,7 +144,8 @@ def changes(
     old_levels = access_levels(before, before_at, config)
     new_levels = access_levels(after, after_at, config)
     for level, view in new_levels.items():
-        if old_levels.get(level) != view:
+        old = old_levels.get(level)
+        if old is None or _signature(old) != _signature(view):
             digest = view.model_dump_json()
             events.append(
                 ProfileEvent(
@@ -164,8 +166,14 @@ def changes(
     for level, view in old_levels.items():
         if level not in new_levels and view.is_active:
             # The level's source went to another profile: it ends here, now.
-            gone = view.model_copy(update={"is_active": False, "expires_at": after_at,
-                                           "is_lifetime": False, "will_renew": False})
+            gone = view.model_copy(
+                update={
+                    "is_active": False,
+                    "expires_at": after_at,
+                    "is_lifetime": False,
+                    "will_renew": False,
+                }
+            )
             events.append(
                 ProfileEvent(
                     profile_event_id=stable_id(me, "access", level, after_at.isoformat(), "gone"),
@@ -178,6 +186,23 @@ def changes(
                 )
             )
     return events
+
+
+def _signature(view: AccessLevelView) -> tuple[object, ...]:
+    """What an access-level update is about: its activity, term, renewal and source."""
+    return (
+        view.is_active,
+        view.is_lifetime,
+        view.starts_at,
+        view.expires_at,
+        view.will_renew,
+        view.is_in_grace_period,
+        view.is_refund,
+        view.store,
+        view.store_product_id,
+        view.store_transaction_id,
+        view.shared_from_profile_id,
+    )
 
 
 def _journey(
@@ -223,7 +248,9 @@ def _journey_event(me: UUID, chain: ChainState, item: Item, at: datetime) -> Pro
 # --- applying one message -------------------------------------------------------------
 
 
-def _apply(state: ProfileState, message: ProfileMessage, now: datetime, config: FoldConfig) -> _Step:
+def _apply(
+    state: ProfileState, message: ProfileMessage, now: datetime, config: FoldConfig
+) -> _Step:
     match message:
         case Tick():
             return _Step(state)
@@ -234,12 +261,18 @@ def _apply(state: ProfileState, message: ProfileMessage, now: datetime, config: 
     if message.command_id in state.seen:
         return _Step(state)  # a duplicate command changes nothing
     if state.deleted or (not state.exists and not isinstance(message, CreateProfile)):
-        return _reject(state, message, ("profile_does_not_exist", "non_field_errors",
-                                        "Profile does not exist"), status=404)
+        return _reject(
+            state,
+            message,
+            ("profile_does_not_exist", "non_field_errors", "Profile does not exist"),
+            status=404,
+        )
     step = _command(state, message, now, config)
     if step.state is not state:
-        step = replace(step, state=step.state.model_copy(
-            update={"seen": step.state.seen | {message.command_id}}))
+        step = replace(
+            step,
+            state=step.state.model_copy(update={"seen": step.state.seen | {message.command_id}}),
+        )
     return step
 
 
@@ -274,8 +307,9 @@ def _command(state: ProfileState, command: CommandBase, now: datetime, config: F
     raise TypeError(f"unhandled command {type(command).__name__}")
 
 
-def _event(state: ProfileState, command_id: str, kind: EventType, at: datetime,
-           **detail: str) -> ProfileEvent:
+def _event(
+    state: ProfileState, command_id: str, kind: EventType, at: datetime, **detail: str
+) -> ProfileEvent:
     return ProfileEvent(
         profile_event_id=stable_id(state.profile_id, command_id, kind.value),
         event_type=kind,
@@ -287,8 +321,14 @@ def _event(state: ProfileState, command_id: str, kind: EventType, at: datetime,
 
 def _reject(state: ProfileState, command: CommandBase, error: Error, status: int = 400) -> _Step:
     code, source, message = error
-    rejection = Rejection(command_id=command.command_id, profile_id=state.profile_id,
-                          error_code=code, source=source, message=message, status_code=status)
+    rejection = Rejection(
+        command_id=command.command_id,
+        profile_id=state.profile_id,
+        error_code=code,
+        source=source,
+        message=message,
+        status_code=status,
+    )
     return _Step(state, rejections=[rejection])
 
 
@@ -297,22 +337,29 @@ def _create(state: ProfileState, command: CreateProfile, config: FoldConfig) -> 
         step = _identify(state, command, command.customer_user_id)
         if step.rejections:
             return step
-        update = UpdateProfile(command_id=command.command_id, issued_at=command.issued_at,
-                               profile_id=command.profile_id, fields=command.fields,
-                               custom_attributes=command.custom_attributes)
+        update = UpdateProfile(
+            command_id=command.command_id,
+            issued_at=command.issued_at,
+            profile_id=command.profile_id,
+            fields=command.fields,
+            custom_attributes=command.custom_attributes,
+        )
         more = _update(step.state, update, config)
         return replace(more, events=step.events + more.events, to_chains=step.to_chains)
     attributes = apply_attributes({}, command.custom_attributes, config)
     if isinstance(attributes, tuple):
         return _reject(state, command, attributes)
-    created = state.model_copy(update={
-        "exists": True,
-        "created_at": command.issued_at,
-        "fields": command.fields,
-        "custom_attributes": attributes,
-    })
-    step = _Step(created, events=[_event(created, command.command_id, E.PROFILE_CREATED,
-                                         command.issued_at)])
+    created = state.model_copy(
+        update={
+            "exists": True,
+            "created_at": command.issued_at,
+            "fields": command.fields,
+            "custom_attributes": attributes,
+        }
+    )
+    step = _Step(
+        created, events=[_event(created, command.command_id, E.PROFILE_CREATED, command.issued_at)]
+    )
     if command.customer_user_id is None:
         return step
     identified = _identify(created, command, command.customer_user_id)
@@ -323,26 +370,46 @@ def _identify(state: ProfileState, command: CommandBase, customer_user_id: str |
     if customer_user_id is None or customer_user_id == state.customer_user_id:
         return _Step(state)
     if state.customer_user_id is not None:
-        return _reject(state, command, ("validation_error", "customer_user_id",
-                                        "the profile already has another customer_user_id"))
+        return _reject(
+            state,
+            command,
+            (
+                "validation_error",
+                "customer_user_id",
+                "the profile already has another customer_user_id",
+            ),
+        )
     identified = state.model_copy(update={"customer_user_id": customer_user_id})
     return _Step(
         identified,
-        events=[_event(identified, command.command_id, E.PROFILE_IDENTIFIED, command.issued_at,
-                       customer_user_id=customer_user_id)],
-        to_chains=[ClaimantIdentified(chain_key=key, profile_id=state.profile_id)
-                   for key in _claimed(state)],
+        events=[
+            _event(
+                identified,
+                command.command_id,
+                E.PROFILE_IDENTIFIED,
+                command.issued_at,
+                customer_user_id=customer_user_id,
+            )
+        ],
+        to_chains=[
+            ClaimantIdentified(chain_key=key, profile_id=state.profile_id)
+            for key in _claimed(state)
+        ],
     )
 
 
 def _claimed(state: ProfileState) -> list[str]:
     me = state.profile_id
-    return [key for key, chain in sorted(state.chains.items())
-            if any(c.profile_id == me for c in chain.claims)]
+    return [
+        key
+        for key, chain in sorted(state.chains.items())
+        if any(c.profile_id == me for c in chain.claims)
+    ]
 
 
-def _update(state: ProfileState, command: UpdateProfile | SetCustomAttributes,
-            config: FoldConfig) -> _Step:
+def _update(
+    state: ProfileState, command: UpdateProfile | SetCustomAttributes, config: FoldConfig
+) -> _Step:
     attributes = apply_attributes(state.custom_attributes, command.custom_attributes, config)
     if isinstance(attributes, tuple):
         return _reject(state, command, attributes)
@@ -357,11 +424,25 @@ def _update(state: ProfileState, command: UpdateProfile | SetCustomAttributes,
     if updated == state:
         return _Step(state)
     changed = sorted(
-        {k for k in ProfileFields.model_fields if getattr(updated.fields, k) != getattr(state.fields, k)}
+        {
+            k
+            for k in ProfileFields.model_fields
+            if getattr(updated.fields, k) != getattr(state.fields, k)
+        }
         | ({"custom_attributes"} if attributes != state.custom_attributes else set())
     )
-    return _Step(updated, events=[_event(updated, command.command_id, E.PROFILE_UPDATED,
-                                         command.issued_at, changed=",".join(changed))])
+    return _Step(
+        updated,
+        events=[
+            _event(
+                updated,
+                command.command_id,
+                E.PROFILE_UPDATED,
+                command.issued_at,
+                changed=",".join(changed),
+            )
+        ],
+    )
 
 
 def _set_transaction(state: ProfileState, command: SetTransaction) -> _Step:
@@ -392,29 +473,45 @@ def _set_transaction(state: ProfileState, command: SetTransaction) -> _Step:
         renewal=command.renewal,
     )
     # The transaction reaches this profile through its chain; the command itself is done.
-    return _Step(state.model_copy(update={"seen": state.seen | {command.command_id}}),
-                 to_chains=[event])
+    return _Step(
+        state.model_copy(update={"seen": state.seen | {command.command_id}}), to_chains=[event]
+    )
 
 
-def _grant(state: ProfileState, command: GrantAccessLevel, now: datetime,
-           config: FoldConfig) -> _Step:
+def _grant(
+    state: ProfileState, command: GrantAccessLevel, now: datetime, config: FoldConfig
+) -> _Step:
     level = command.access_level_id
     if level not in config.access_levels:
         return _reject(state, command, _unknown_level(level))
     if command.expires_at is not None and command.expires_at <= now:
-        return _reject(state, command, ("expires_date_error", "expires_at",
-                                        "expires_at must be in the future"))
+        return _reject(
+            state, command, ("expires_date_error", "expires_at", "expires_at must be in the future")
+        )
     current = state.grants.get(level)
     if current is not None and _decreases(current.expires_at, command.expires_at):
-        return _reject(state, command, ("expires_date_error", "expires_at",
-                                        "expires_at can't be decreased once set"))
-    grant = Grant(access_level_id=level, granted_at=command.issued_at,
-                  starts_at=command.starts_at or command.issued_at, expires_at=command.expires_at)
+        return _reject(
+            state,
+            command,
+            ("expires_date_error", "expires_at", "expires_at can't be decreased once set"),
+        )
+    grant = Grant(
+        access_level_id=level,
+        granted_at=command.issued_at,
+        starts_at=command.starts_at or command.issued_at,
+        expires_at=command.expires_at,
+    )
     granted = state.model_copy(update={"grants": {**state.grants, level: grant}})
-    detail = {"access_level_id": level,
-              "expires_at": grant.expires_at.isoformat() if grant.expires_at else "lifetime"}
-    return _Step(granted, events=[_event(granted, command.command_id, E.ACCESS_LEVEL_GRANTED,
-                                         command.issued_at, **detail)])
+    detail = {
+        "access_level_id": level,
+        "expires_at": grant.expires_at.isoformat() if grant.expires_at else "lifetime",
+    }
+    return _Step(
+        granted,
+        events=[
+            _event(granted, command.command_id, E.ACCESS_LEVEL_GRANTED, command.issued_at, **detail)
+        ],
+    )
 
 
 def _decreases(current: datetime | None, requested: datetime | None) -> bool:
@@ -424,86 +521,157 @@ def _decreases(current: datetime | None, requested: datetime | None) -> bool:
 
 
 def _unknown_level(level: str) -> Error:
-    return ("paid_access_level_does_not_exist", "non_field_errors",
-            f"Paid access level `{level}` does not exist")
+    return (
+        "paid_access_level_does_not_exist",
+        "non_field_errors",
+        f"Paid access level `{level}` does not exist",
+    )
 
 
-def _revoke(state: ProfileState, command: RevokeAccessLevel, now: datetime,
-            config: FoldConfig) -> _Step:
+def _revoke(
+    state: ProfileState, command: RevokeAccessLevel, now: datetime, config: FoldConfig
+) -> _Step:
     level = command.access_level_id
     if level not in config.access_levels:
         return _reject(state, command, _unknown_level(level))
     view = access_levels(state, now, config).get(level)
     if view is None or not view.is_active:
-        return _reject(state, command, ("profile_paid_access_level_does_not_exist",
-                                        "non_field_errors",
-                                        f"Profile has no paid access level `{level}`"))
+        return _reject(
+            state,
+            command,
+            (
+                "profile_paid_access_level_does_not_exist",
+                "non_field_errors",
+                f"Profile has no paid access level `{level}`",
+            ),
+        )
     revoke_at = max(command.revoke_at or now, now)
     if not view.is_lifetime and view.expires_at is not None and revoke_at > view.expires_at:
-        return _reject(state, command, ("revocation_date_more_than_expiration_date", "revoke_at",
-                                        "revoke_at is later than the access level's expires_at"))
+        return _reject(
+            state,
+            command,
+            (
+                "revocation_date_more_than_expiration_date",
+                "revoke_at",
+                "revoke_at is later than the access level's expires_at",
+            ),
+        )
     revoked = state.model_copy(update={"level_cutoffs": {**state.level_cutoffs, level: revoke_at}})
-    event = _event(revoked, command.command_id, E.ACCESS_LEVEL_REVOKED, revoke_at,
-                   access_level_id=level)
+    event = _event(
+        revoked, command.command_id, E.ACCESS_LEVEL_REVOKED, revoke_at, access_level_id=level
+    )
     return _Step(revoked, events=[event.model_copy(update={"is_future_dated": revoke_at > now})])
 
 
-def _note(state: ProfileState, command: AddNote | EditNote | DeleteNote,
-          config: FoldConfig) -> _Step:
+def _note(
+    state: ProfileState, command: AddNote | EditNote | DeleteNote, config: FoldConfig
+) -> _Step:
     notes = {n.note_id: n for n in state.notes}
     existing = notes.get(command.note_id)
     match command:
         case AddNote():
             if existing is not None:
-                return _reject(state, command, ("validation_error", "note_id",
-                                                "a note with this id exists"))
+                return _reject(
+                    state, command, ("validation_error", "note_id", "a note with this id exists")
+                )
             if len(notes) >= config.max_notes:
-                return _reject(state, command, ("validation_error", "non_field_errors",
-                                                f"a profile has at most {config.max_notes} notes"))
+                return _reject(
+                    state,
+                    command,
+                    (
+                        "validation_error",
+                        "non_field_errors",
+                        f"a profile has at most {config.max_notes} notes",
+                    ),
+                )
             if (error := note_text_error(command.text, config)) is not None:
                 return _reject(state, command, error)
-            notes[command.note_id] = Note(note_id=command.note_id, text=command.text,
-                                          created_at=command.issued_at, updated_at=command.issued_at)
+            notes[command.note_id] = Note(
+                note_id=command.note_id,
+                text=command.text,
+                created_at=command.issued_at,
+                updated_at=command.issued_at,
+            )
             action = "added"
         case EditNote():
             if existing is None:
-                return _reject(state, command, ("note_does_not_exist", "note_id",
-                                                "Note does not exist"), status=404)
+                return _reject(
+                    state,
+                    command,
+                    ("note_does_not_exist", "note_id", "Note does not exist"),
+                    status=404,
+                )
             if (error := note_text_error(command.text, config)) is not None:
                 return _reject(state, command, error)
             notes[command.note_id] = existing.model_copy(
-                update={"text": command.text, "updated_at": command.issued_at})
+                update={"text": command.text, "updated_at": command.issued_at}
+            )
             action = "edited"
         case DeleteNote():
             if existing is None:
-                return _reject(state, command, ("note_does_not_exist", "note_id",
-                                                "Note does not exist"), status=404)
+                return _reject(
+                    state,
+                    command,
+                    ("note_does_not_exist", "note_id", "Note does not exist"),
+                    status=404,
+                )
             del notes[command.note_id]
             action = "deleted"
-    noted = state.model_copy(update={"notes": tuple(sorted(
-        notes.values(), key=lambda n: (n.created_at, n.note_id)))})
-    return _Step(noted, events=[_event(noted, command.command_id, E.PROFILE_UPDATED,
-                                       command.issued_at, note=action, note_id=command.note_id)])
+    noted = state.model_copy(
+        update={"notes": tuple(sorted(notes.values(), key=lambda n: (n.created_at, n.note_id)))}
+    )
+    return _Step(
+        noted,
+        events=[
+            _event(
+                noted,
+                command.command_id,
+                E.PROFILE_UPDATED,
+                command.issued_at,
+                note=action,
+                note_id=command.note_id,
+            )
+        ],
+    )
 
 
 def _transfer(state: ProfileState, command: TransferAccess, config: FoldConfig) -> _Step:
     me = state.profile_id
     claims = [
-        ClaimChain(chain_key=r.chain.chain_key, claim=Claim(
-            at=command.issued_at,
-            claim_id=claim_id_for(ClaimKind.TRANSFER, command.command_id, r.chain.chain_key),
-            profile_id=command.to_profile_id, kind=ClaimKind.TRANSFER, counterpart=me))
+        ClaimChain(
+            chain_key=r.chain.chain_key,
+            claim=Claim(
+                at=command.issued_at,
+                claim_id=claim_id_for(ClaimKind.TRANSFER, command.command_id, r.chain.chain_key),
+                profile_id=command.to_profile_id,
+                kind=ClaimKind.TRANSFER,
+                counterpart=me,
+            ),
+        )
         for r in related_chains(state, config)
         if me in r.relations.claimants
     ]
     marked = state.model_copy(update={"seen": state.seen | {command.command_id}})
     return _Step(
         marked,
-        events=[_event(marked, command.command_id, E.ENTITLEMENTS_TRANSFERRED, command.issued_at,
-                       to_profile_id=str(command.to_profile_id))],
+        events=[
+            _event(
+                marked,
+                command.command_id,
+                E.ENTITLEMENTS_TRANSFERRED,
+                command.issued_at,
+                to_profile_id=str(command.to_profile_id),
+            )
+        ],
         to_chains=list(claims),
-        to_profiles=[EntitlementsReceived(profile_id=command.to_profile_id, from_profile_id=me,
-                                          command_id=command.command_id, at=command.issued_at)],
+        to_profiles=[
+            EntitlementsReceived(
+                profile_id=command.to_profile_id,
+                from_profile_id=me,
+                command_id=command.command_id,
+                at=command.issued_at,
+            )
+        ],
     )
 
 
@@ -514,34 +682,56 @@ def _restore(state: ProfileState, command: RestorePurchases) -> _Step:
         except ValueError as error:
             return _reject(state, command, ("validation_error", "chain_keys", str(error)))
     claims = [
-        ClaimChain(chain_key=key, identified=state.customer_user_id is not None, claim=Claim(
-            at=command.issued_at,
-            claim_id=claim_id_for(ClaimKind.RESTORE, command.command_id, key),
-            profile_id=state.profile_id, kind=ClaimKind.RESTORE))
+        ClaimChain(
+            chain_key=key,
+            identified=state.customer_user_id is not None,
+            claim=Claim(
+                at=command.issued_at,
+                claim_id=claim_id_for(ClaimKind.RESTORE, command.command_id, key),
+                profile_id=state.profile_id,
+                kind=ClaimKind.RESTORE,
+            ),
+        )
         for key in command.chain_keys
     ]
-    return _Step(state.model_copy(update={"seen": state.seen | {command.command_id}}),
-                 to_chains=list(claims))
+    return _Step(
+        state.model_copy(update={"seen": state.seen | {command.command_id}}), to_chains=list(claims)
+    )
 
 
 def _delete(state: ProfileState, command: DeleteProfile) -> _Step:
     releases = [
-        ClaimChain(chain_key=key, claim=Claim(
-            at=command.issued_at,
-            claim_id=claim_id_for(ClaimKind.DELETE, command.command_id, key),
-            profile_id=state.profile_id, kind=ClaimKind.DELETE))
+        ClaimChain(
+            chain_key=key,
+            claim=Claim(
+                at=command.issued_at,
+                claim_id=claim_id_for(ClaimKind.DELETE, command.command_id, key),
+                profile_id=state.profile_id,
+                kind=ClaimKind.DELETE,
+            ),
+        )
         for key in sorted(state.chains)
     ]
     # Erasure: personal data, history and chain copies go; the tombstone keeps it deleted.
-    tombstone = ProfileState(profile_id=state.profile_id, exists=True, deleted=True,
-                             seen=state.seen, as_of=state.as_of, version=state.version)
-    identity = ([ReleaseIdentity(customer_user_id=state.customer_user_id,
-                                 profile_id=state.profile_id)]
-                if state.customer_user_id else [])
-    return _Step(tombstone,
-                 events=[_event(tombstone, command.command_id, E.PROFILE_DELETED,
-                                command.issued_at)],
-                 to_chains=list(releases), to_identity=identity)
+    tombstone = ProfileState(
+        profile_id=state.profile_id,
+        exists=True,
+        deleted=True,
+        seen=state.seen,
+        as_of=state.as_of,
+        version=state.version,
+    )
+    identity = (
+        [ReleaseIdentity(customer_user_id=state.customer_user_id, profile_id=state.profile_id)]
+        if state.customer_user_id
+        else []
+    )
+    return _Step(
+        tombstone,
+        events=[_event(tombstone, command.command_id, E.PROFILE_DELETED, command.issued_at)],
+        to_chains=list(releases),
+        to_identity=identity,
+    )
 
 
 _EMAIL_EVENTS = {
@@ -555,7 +745,8 @@ _EMAIL_EVENTS = {
 def _email(state: ProfileState, command: RecordEmailEvent) -> _Step:
     kind, attribute = _EMAIL_EVENTS[command.event.value]
     record = state.emails.get(command.email_id) or EmailRecord(
-        email_id=command.email_id, campaign_id=command.campaign_id)
+        email_id=command.email_id, campaign_id=command.campaign_id
+    )
     known = getattr(record, attribute)
     if known is not None and known <= command.occurred_at:
         return _Step(state.model_copy(update={"seen": state.seen | {command.command_id}}))
@@ -564,16 +755,19 @@ def _email(state: ProfileState, command: RecordEmailEvent) -> _Step:
     detail = {"email_id": command.email_id}
     if command.campaign_id:
         detail["campaign_id"] = command.campaign_id
-    return _Step(recorded, events=[_event(recorded, command.command_id, kind,
-                                          command.occurred_at, **detail)])
+    return _Step(
+        recorded, events=[_event(recorded, command.command_id, kind, command.occurred_at, **detail)]
+    )
 
 
 def _unsubscribe(state: ProfileState, command: Unsubscribe) -> _Step:
     if state.email_unsubscribed_at is not None:
         return _Step(state)  # idempotent: already on the suppression list
     unsubscribed = state.model_copy(update={"email_unsubscribed_at": command.issued_at})
-    return _Step(unsubscribed, events=[_event(unsubscribed, command.command_id,
-                                              E.EMAIL_UNSUBSCRIBED, command.issued_at)])
+    return _Step(
+        unsubscribed,
+        events=[_event(unsubscribed, command.command_id, E.EMAIL_UNSUBSCRIBED, command.issued_at)],
+    )
 
 
 def _chain_changed(state: ProfileState, message: ChainChanged, now: datetime) -> _Step:
@@ -591,14 +785,18 @@ def _chain_changed(state: ProfileState, message: ChainChanged, now: datetime) ->
         events.append(_event(state, f"implicit:{merged.chain_key}", E.PROFILE_CREATED, now))
     me = state.profile_id
     to_chains: list[ChainMessage] = []
-    if (state.customer_user_id is not None and me not in merged.identified
-            and any(c.profile_id == me for c in merged.claims)):
+    if (
+        state.customer_user_id is not None
+        and me not in merged.identified
+        and any(c.profile_id == me for c in merged.claims)
+    ):
         to_chains.append(ClaimantIdentified(chain_key=merged.chain_key, profile_id=me))
     return _Step(state.model_copy(update=update), events=events, to_chains=to_chains)
 
 
-def _entitlements_received(state: ProfileState, message: EntitlementsReceived,
-                           now: datetime) -> _Step:
+def _entitlements_received(
+    state: ProfileState, message: EntitlementsReceived, now: datetime
+) -> _Step:
     marker = f"received:{message.command_id}"
     if state.deleted or marker in state.seen:
         return _Step(state)
@@ -608,6 +806,13 @@ def _entitlements_received(state: ProfileState, message: EntitlementsReceived,
         update.update(exists=True, created_at=now)
         events.append(_event(state, marker, E.PROFILE_CREATED, now))
     received = state.model_copy(update=update)
-    events.append(_event(received, marker, E.ENTITLEMENTS_TRANSFERRED, message.at,
-                         from_profile_id=str(message.from_profile_id)))
+    events.append(
+        _event(
+            received,
+            marker,
+            E.ENTITLEMENTS_TRANSFERRED,
+            message.at,
+            from_profile_id=str(message.from_profile_id),
+        )
+    )
     return _Step(received, events=events)

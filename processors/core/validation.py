@@ -55,7 +55,11 @@ def note_text_error(text: str, config: FoldConfig) -> Error | None:
     if not text.strip():
         return ("validation_error", "text", "a note needs text")
     if len(text) > config.max_note_length:
-        return ("validation_error", "text", f"a note is at most {config.max_note_length} characters")
+        return (
+            "validation_error",
+            "text",
+            f"a note is at most {config.max_note_length} characters",
+        )
     return None
 
 

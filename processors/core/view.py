@@ -63,11 +63,19 @@ def paid(state: ProfileState, now: datetime, config: FoldConfig) -> list[Money]:
             continue
         for p in periods(r.chain, config):
             if p.start <= now:
-                out.append(Money(p.tx, r.chain.store, r.chain.environment, p.tx.price_usd, p.proceeds_usd))
+                out.append(
+                    Money(p.tx, r.chain.store, r.chain.environment, p.tx.price_usd, p.proceeds_usd)
+                )
         for one in purchases(r.chain, config):
             if one.tx.purchased_at <= now:
                 out.append(
-                    Money(one.tx, r.chain.store, r.chain.environment, one.tx.price_usd, one.proceeds_usd)
+                    Money(
+                        one.tx,
+                        r.chain.store,
+                        r.chain.environment,
+                        one.tx.price_usd,
+                        one.proceeds_usd,
+                    )
                 )
     return out
 
@@ -213,19 +221,22 @@ def profile_view(state: ProfileState, now: datetime, config: FoldConfig) -> Prof
 
 def next_wakeup(state: ProfileState, after: datetime, config: FoldConfig) -> datetime | None:
     """The next instant at which this profile would change without new input."""
-    candidates: list[datetime] = []
+    starts: list[datetime] = []
+    ends: list[datetime] = []
     for r in related_chains(state, config):
         for p in periods(r.chain, config):
-            candidates += (p.start, p.end)
+            starts.append(p.start)
+            ends.append(p.end)
         for obs in r.chain.renewals:
-            candidates.append(obs.signed_at)
+            starts.append(obs.signed_at)
             if obs.info.grace_period_expires_at is not None:
-                candidates.append(obs.info.grace_period_expires_at)
-        candidates += (d.signed_at for d in r.chain.deferrals)
-        candidates += (one.tx.purchased_at for one in purchases(r.chain, config))
+                ends.append(obs.info.grace_period_expires_at)
+        starts += (d.signed_at for d in r.chain.deferrals)
+        starts += (one.tx.purchased_at for one in purchases(r.chain, config))
     for grant in state.grants.values():
-        candidates.append(grant.starts_at)
+        starts.append(grant.starts_at)
         if grant.expires_at is not None:
-            candidates.append(grant.expires_at)
-    candidates += state.level_cutoffs.values()
+            ends.append(grant.expires_at)
+    ends += state.level_cutoffs.values()
+    candidates = [*starts, *ends]
     return min((t for t in candidates if t > after), default=None)

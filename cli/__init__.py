@@ -1,0 +1,1 @@
+"""The `subledger` command line."""

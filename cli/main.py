@@ -1,0 +1,110 @@
+"""`subledger`: operate and inspect the ledger from a shell."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from pydantic import TypeAdapter, ValidationError
+
+from processors.core.ledger import Ledger, accepted_at
+from schemas.base import Instant
+from schemas.messages import Input
+
+app = typer.Typer(
+    name="subledger",
+    help="Subscription-state engine: store notifications in, customer profiles out.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """Subscription-state engine: store notifications in, customer profiles out."""
+
+
+_INPUT = TypeAdapter(Input)
+_INSTANT = TypeAdapter(Instant)
+
+
+class InputError(Exception):
+    """A line of input that is not a canonical event or command."""
+
+
+def read_inputs(lines: list[bytes], source: str) -> list[Input]:
+    items: list[Input] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append(_INPUT.validate_json(line))
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "line"
+            raise InputError(f"{source}:{number}: {where}: {first['msg']}") from error
+    return items
+
+
+def _parse_now(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return _INSTANT.validate_python(value)
+    except ValidationError as error:
+        raise typer.BadParameter(f"{value!r} is not an ISO 8601 instant with an offset") from error
+
+
+@app.command()
+def fold(
+    file: Annotated[
+        Path, typer.Argument(help="JSON lines of canonical events and commands; '-' reads stdin.")
+    ],
+    now: Annotated[
+        str | None,
+        typer.Option(help="Evaluate the profiles at this instant (default: the last input's)."),
+    ] = None,
+    events: Annotated[
+        bool, typer.Option("--events", help="Also print the emitted events and rejections.")
+    ] = False,
+) -> None:
+    """Fold events and commands, in file order, into profiles and print them as JSON."""
+    at = _parse_now(now)
+    data = sys.stdin.buffer.read() if str(file) == "-" else _read(file)
+    try:
+        items = read_inputs(data.splitlines(), str(file))
+    except InputError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from error
+    ledger = Ledger()
+    ledger.submit_all(items)
+    if at is None:
+        at = max((accepted_at(i) for i in items), default=None)
+    if at is None:
+        typer.echo(f"error: {file} holds no input and --now was not given", err=True)
+        raise typer.Exit(code=2)
+    ledger.advance(at)
+    out: dict[str, Any] = {
+        "now": _INSTANT.dump_python(at, mode="json"),
+        "profiles": [v.model_dump(mode="json") for v in ledger.views(at)],
+    }
+    if events:
+        out["events"] = [e.model_dump(mode="json") for e in ledger.events]
+        out["rejections"] = [r.model_dump(mode="json") for r in ledger.rejections]
+    sys.stdout.buffer.write(orjson.dumps(out, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def _read(file: Path) -> bytes:
+    try:
+        return file.read_bytes()
+    except OSError as error:
+        typer.echo(f"error: cannot read {file}: {error.strerror}", err=True)
+        raise typer.Exit(code=2) from error
+
+
+if __name__ == "__main__":
+    app()
