@@ -6,7 +6,7 @@ from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, field_validator
 
 from schemas.base import Frozen, Instant
 from schemas.enums import Gender, Platform, Store
@@ -56,10 +56,18 @@ AttributeValue = str | float
 
 
 class CustomAttribute(Frozen):
-    """Validated by the fold (DOMAIN.md 7), so that a bad one is a rejection value."""
+    """Key and length rules are the fold's (DOMAIN.md 7), so that a bad one is a rejection."""
 
     key: str
     value: AttributeValue | None
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _string_or_number(cls, value: object) -> object:
+        # JSON booleans would otherwise pass as the numbers 1 and 0.
+        if isinstance(value, bool):
+            raise ValueError("an attribute value is a string or a number")
+        return value
 
 
 class Note(Frozen):

@@ -41,12 +41,13 @@ def run(
     return ledger
 
 
+_LIFECYCLE = {EventType.PROFILE_CREATED, EventType.PROFILE_IDENTIFIED}
+
+
 def story(ledger: Ledger, profile_id: UUID = ALICE) -> list[str]:
-    """The event types a profile emitted, profile creation left out."""
+    """The event types a profile emitted, its creation and identification left out."""
     return [
-        e.event_type.value
-        for e in events_of(ledger, profile_id)
-        if e.event_type is not EventType.PROFILE_CREATED
+        e.event_type.value for e in events_of(ledger, profile_id) if e.event_type not in _LIFECYCLE
     ]
 
 

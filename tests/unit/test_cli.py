@@ -1,0 +1,76 @@
+"""`subledger fold`: JSON lines in, profiles out; bad input is a clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from typer.testing import CliRunner
+
+from cli.main import app
+from tests.builders import ALICE, Chain, day
+from tests.helpers import create
+
+runner = CliRunner()
+
+
+def write(tmp_path: Path, lines: list[str]) -> Path:
+    path = tmp_path / "input.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_fold_prints_profiles_at_the_given_instant(tmp_path: Path) -> None:
+    chain = Chain()
+    lines = [
+        create(ALICE, "alice").model_dump_json(),
+        chain.buy("t1", day(0), day(30)).model_dump_json(),
+        chain.auto_renew(False, day(3)).model_dump_json(),
+    ]
+    result = runner.invoke(app, ["fold", str(write(tmp_path, lines)), "--now", day(40).isoformat()])
+    assert result.exit_code == 0, result.output
+    (profile,) = orjson.loads(result.stdout)["profiles"]
+    assert profile["customer_user_id"] == "alice"
+    assert profile["subscription_state"] == "subscription_cancelled"
+    assert profile["revenue"]["total_revenue_usd"] == "9.99"
+
+
+def test_fold_with_events_lists_what_was_emitted(tmp_path: Path) -> None:
+    lines = [create(ALICE).model_dump_json(), Chain().buy("t1", day(0), day(30)).model_dump_json()]
+    result = runner.invoke(app, ["fold", str(write(tmp_path, lines)), "--events"])
+    assert result.exit_code == 0, result.output
+    out = orjson.loads(result.stdout)
+    assert out["now"] == "2026-04-01T00:00:00Z"
+    assert [e["event_type"] for e in out["events"]] == [
+        "profile_created",
+        "subscription_started",
+        "access_level_updated",
+    ]
+
+
+def test_fold_names_the_line_and_field_of_bad_input(tmp_path: Path) -> None:
+    good = create(ALICE).model_dump_json()
+    bad = orjson.dumps(
+        {
+            "kind": "grant_access_level",
+            "command_id": "g",
+            "profile_id": str(ALICE),
+            "issued_at": "2026-04-01T00:00:00Z",
+            "access_level_id": "",
+        }
+    ).decode()
+    result = runner.invoke(app, ["fold", str(write(tmp_path, [good, bad]))])
+    assert result.exit_code == 2
+    assert "input.jsonl:2: grant_access_level.access_level_id" in result.stderr
+
+
+def test_fold_rejects_a_naive_instant(tmp_path: Path) -> None:
+    path = write(tmp_path, [create(ALICE).model_dump_json()])
+    result = runner.invoke(app, ["fold", str(path), "--now", "2026-04-01T00:00:00"])
+    assert result.exit_code == 2
+
+
+def test_fold_reports_a_missing_file(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["fold", str(tmp_path / "nope.jsonl")])
+    assert result.exit_code == 2
+    assert "cannot read" in result.stderr
