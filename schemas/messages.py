@@ -12,7 +12,7 @@ from uuid import UUID
 from pydantic import Field
 
 from schemas.base import Frozen, Instant
-from schemas.commands import Command
+from schemas.commands import Command, CreateProfile, IdentifyProfile
 from schemas.events import StoreEvent
 from schemas.state import ChainState, Claim
 
@@ -75,6 +75,10 @@ ProfileMessage = Annotated[
 ]
 ChainMessage = Annotated[StoreEvent | ClaimChain | ClaimantIdentified, Field(discriminator="kind")]
 
+
+IdentityMessage = Annotated[
+    CreateProfile | IdentifyProfile | StoreEvent | ReleaseIdentity, Field(discriminator="kind")
+]
 
 # What enters the system from outside: store events and profile commands.
 Input = Annotated[StoreEvent | Command, Field(discriminator="kind")]

@@ -44,3 +44,15 @@ class Rejection(Frozen):
     source: str
     message: str
     status_code: int = 400
+
+
+class DeadLetter(Frozen):
+    """Input that parsed as bytes but could not be folded, kept to be re-driven."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: str
+    reason: str
+    failed_at: Instant

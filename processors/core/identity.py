@@ -7,10 +7,8 @@ from dataclasses import dataclass
 from processors.core.ids import profile_id_for_customer
 from schemas.commands import Command, CreateProfile, IdentifyProfile
 from schemas.events import ProfileRef, StoreEvent
-from schemas.messages import IdentityResolved, ReleaseIdentity
+from schemas.messages import IdentityMessage, IdentityResolved, ReleaseIdentity
 from schemas.state import IdentityState
-
-IdentityMessage = CreateProfile | IdentifyProfile | StoreEvent | ReleaseIdentity
 
 
 @dataclass(frozen=True, slots=True)

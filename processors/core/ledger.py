@@ -17,12 +17,19 @@ from uuid import UUID
 
 from processors.core.chain import evolve_chain
 from processors.core.config import DEFAULT_CONFIG, FoldConfig
-from processors.core.identity import IdentityMessage, customer_of, evolve_identity
+from processors.core.identity import customer_of, evolve_identity
 from processors.core.profile import evolve_profile
 from processors.core.view import profile_view
 from schemas.commands import CreateProfile, IdentifyProfile
 from schemas.events import StoreEvent
-from schemas.messages import ChainMessage, IdentityResolved, Input, ProfileMessage, Tick
+from schemas.messages import (
+    ChainMessage,
+    IdentityMessage,
+    IdentityResolved,
+    Input,
+    ProfileMessage,
+    Tick,
+)
 from schemas.outputs import ProfileEvent, Rejection
 from schemas.state import ChainState, IdentityState, ProfileState
 from schemas.views import ProfileView

@@ -135,11 +135,14 @@ def changes(
 ) -> list[ProfileEvent]:
     """What the profile shows at `after_at` that it did not show at `before_at`."""
     me = after.profile_id
-    seen = {event_id for event_id, _, _ in _journey(before, before_at, config)}
+    told = {
+        (chain.chain_key, item.key, item.event_type)
+        for chain, item in _journey(before, before_at, config)
+    }
     events = [
         _journey_event(me, chain, item, after_at)
-        for event_id, chain, item in _journey(after, after_at, config)
-        if event_id not in seen
+        for chain, item in _journey(after, after_at, config)
+        if (chain.chain_key, item.key, item.event_type) not in told
     ]
     old_levels = access_levels(before, before_at, config)
     new_levels = access_levels(after, after_at, config)
@@ -207,10 +210,9 @@ def _signature(view: AccessLevelView) -> tuple[object, ...]:
 
 def _journey(
     state: ProfileState, at: datetime, config: FoldConfig
-) -> list[tuple[UUID, ChainState, Item]]:
-    me = state.profile_id
+) -> list[tuple[ChainState, Item]]:
     return [
-        (stable_id(me, r.chain.chain_key, item.key, item.event_type.value), r.chain, item)
+        (r.chain, item)
         for r in related_chains(state, config)
         if r.is_parent
         for item in journey(r.chain, at, config)
@@ -467,7 +469,7 @@ def _set_transaction(state: ProfileState, command: SetTransaction) -> _Step:
         effective_at=tx.purchased_at,
         signed_at=command.issued_at,
         received_at=command.issued_at,
-        source=f"profile.commands:{command.command_id}",
+        source=f"command:{command.command_id}",
         profile=ProfileRef(profile_id=state.profile_id),
         transaction=tx,
         renewal=command.renewal,

@@ -1,0 +1,1 @@
+"""What every process of subledger shares: settings, the topic catalog, embedded services."""
