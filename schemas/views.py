@@ -7,9 +7,19 @@ from uuid import UUID
 
 from schemas.base import Frozen, Instant
 from schemas.enums import CancellationReason, Environment, PurchaseStatus, Store, SubscriptionState
-from schemas.events import Offer
+from schemas.events import Offer, TransactionInfo
 from schemas.money import ZERO, Amount
 from schemas.profile import AttributeValue, Note, ProfileFields
+
+
+def store_fields(tx: TransactionInfo) -> dict[str, object]:
+    """The store identifiers every view repeats from its transaction."""
+    return {
+        "store_product_id": tx.product_id,
+        "store_base_plan_id": tx.base_plan_id,
+        "store_transaction_id": tx.transaction_id,
+        "store_original_transaction_id": tx.original_transaction_id,
+    }
 
 
 class AccessLevelView(Frozen):

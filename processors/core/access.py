@@ -11,7 +11,7 @@ from processors.core.reading import Phase, Reading, in_retry, purchases, read
 from schemas.enums import CancellationReason, Store
 from schemas.events import TransactionInfo
 from schemas.state import ChainState, Grant, ProfileState
-from schemas.views import AccessLevelView
+from schemas.views import AccessLevelView, store_fields
 
 R = CancellationReason
 
@@ -100,10 +100,7 @@ def _subscription_view(
         expires_at=reading.access_until if active else period.end,
         starts_at=tx.originally_purchased_at or period.start,
         store=chain.store,
-        store_product_id=tx.product_id,
-        store_base_plan_id=tx.base_plan_id,
-        store_transaction_id=tx.transaction_id,
-        store_original_transaction_id=tx.original_transaction_id,
+        **store_fields(tx),
         offer=tx.offer,
         purchased_at=tx.purchased_at,
         originally_purchased_at=tx.originally_purchased_at or period.start,
@@ -145,10 +142,7 @@ def _purchase_view(
         expires_at=tx.revoked_at,
         starts_at=tx.purchased_at,
         store=chain.store,
-        store_product_id=tx.product_id,
-        store_base_plan_id=tx.base_plan_id,
-        store_transaction_id=tx.transaction_id,
-        store_original_transaction_id=tx.original_transaction_id,
+        **store_fields(tx),
         purchased_at=tx.purchased_at,
         originally_purchased_at=tx.originally_purchased_at or tx.purchased_at,
         cancellation_reason=(tx.revocation_reason or R.REFUND) if refunded else None,

@@ -597,12 +597,7 @@ def _note(
             action = "added"
         case EditNote():
             if existing is None:
-                return _reject(
-                    state,
-                    command,
-                    ("note_does_not_exist", "note_id", "Note does not exist"),
-                    status=404,
-                )
+                return _reject(state, command, _NOTE_MISSING, status=404)
             if (error := note_text_error(command.text, config)) is not None:
                 return _reject(state, command, error)
             notes[command.note_id] = existing.model_copy(
@@ -611,12 +606,7 @@ def _note(
             action = "edited"
         case DeleteNote():
             if existing is None:
-                return _reject(
-                    state,
-                    command,
-                    ("note_does_not_exist", "note_id", "Note does not exist"),
-                    status=404,
-                )
+                return _reject(state, command, _NOTE_MISSING, status=404)
             del notes[command.note_id]
             action = "deleted"
     noted = state.model_copy(
@@ -635,6 +625,9 @@ def _note(
             )
         ],
     )
+
+
+_NOTE_MISSING: Error = ("note_does_not_exist", "note_id", "Note does not exist")
 
 
 def _transfer(state: ProfileState, command: TransferAccess, config: FoldConfig) -> _Step:

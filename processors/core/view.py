@@ -24,6 +24,7 @@ from schemas.views import (
     Revenue,
     SubscriptionView,
     rate,
+    store_fields,
 )
 
 
@@ -131,10 +132,7 @@ def _subscription(r: Related, reading: Reading) -> SubscriptionView:
         chain_key=r.chain.chain_key,
         store=r.chain.store,
         environment=r.chain.environment,
-        store_product_id=tx.product_id,
-        store_base_plan_id=tx.base_plan_id,
-        store_transaction_id=tx.transaction_id,
-        store_original_transaction_id=tx.original_transaction_id,
+        **store_fields(tx),
         offer=tx.offer,
         purchased_at=tx.purchased_at,
         originally_purchased_at=tx.originally_purchased_at or period.start,
