@@ -11,9 +11,9 @@ import orjson
 import typer
 from pydantic import TypeAdapter, ValidationError
 
-from processors.core.ledger import Ledger, accepted_at
+from processors.core.ledger import Ledger
 from schemas.base import Instant
-from schemas.messages import Input
+from schemas.messages import Input, instant_of
 
 app = typer.Typer(
     name="subledger",
@@ -83,7 +83,7 @@ def fold(
     ledger = Ledger()
     ledger.submit_all(items)
     if at is None:
-        at = max((accepted_at(i) for i in items), default=None)
+        at = max((instant_of(i) for i in items), default=None)
     if at is None:
         typer.echo(f"error: {file} holds no input and --now was not given", err=True)
         raise typer.Exit(code=2)

@@ -6,6 +6,7 @@ in-memory ledger; either way each fold sees the same messages.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -30,6 +31,7 @@ class ClaimantIdentified(Frozen):
     kind: Literal["claimant_identified"] = "claimant_identified"
     chain_key: str
     profile_id: UUID
+    at: Instant
 
 
 class ChainChanged(Frozen):
@@ -38,6 +40,8 @@ class ChainChanged(Frozen):
     kind: Literal["chain_changed"] = "chain_changed"
     profile_id: UUID
     chain: ChainState
+    # The instant of the input that changed the chain: the profile's `now` for it.
+    at: Instant
 
 
 class EntitlementsReceived(Frozen):
@@ -60,6 +64,7 @@ class ReleaseIdentity(Frozen):
     kind: Literal["release_identity"] = "release_identity"
     customer_user_id: str
     profile_id: UUID
+    at: Instant
 
 
 class IdentityResolved(Frozen):
@@ -82,3 +87,21 @@ IdentityMessage = Annotated[
 
 # What enters the system from outside: store events and profile commands.
 Input = Annotated[StoreEvent | Command, Field(discriminator="kind")]
+
+
+def instant_of(message: Input | ProfileMessage | ChainMessage | IdentityMessage) -> datetime:
+    """The instant a message is folded at: when its input was accepted, carried along.
+
+    The stream processor and the in-memory ledger both use it, so a message folds the same
+    wherever it travels, live or in a replay.
+    """
+    match message:
+        case StoreEvent():
+            return message.received_at
+        case ClaimChain():
+            return message.claim.at
+        case ChainChanged() | ClaimantIdentified() | EntitlementsReceived() | Tick():
+            return message.at
+        case ReleaseIdentity():
+            return message.at
+    return message.issued_at

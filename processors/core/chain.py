@@ -8,13 +8,20 @@ So a chain's state never depends on the order or repetition of its input.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import TypeVar
 from uuid import UUID
 
 from processors.core.ids import stable_id
 from schemas.enums import ClaimKind, Environment, EventType, Store
 from schemas.events import StoreEvent, TransactionInfo
-from schemas.messages import ChainChanged, ChainMessage, ClaimantIdentified, ClaimChain
+from schemas.messages import (
+    ChainChanged,
+    ChainMessage,
+    ClaimantIdentified,
+    ClaimChain,
+    instant_of,
+)
 from schemas.state import (
     ChainState,
     Claim,
@@ -196,14 +203,16 @@ def evolve_chain(
     merged = incoming if state is None else merge_chains(state, incoming)
     if merged == state:
         return state, ()
-    return merged, notify(merged)
+    return merged, notify(merged, instant_of(message))
 
 
-def notify(chain: ChainState) -> tuple[ChainChanged, ...]:
+def notify(chain: ChainState, at: datetime) -> tuple[ChainChanged, ...]:
     deleted = {c.profile_id for c in chain.claims if c.kind is ClaimKind.DELETE}
     related = dict.fromkeys(c.profile_id for c in chain.claims)
     related.update(dict.fromkeys(c.counterpart for c in chain.claims if c.counterpart))
-    return tuple(ChainChanged(profile_id=p, chain=chain) for p in related if p not in deleted)
+    return tuple(
+        ChainChanged(profile_id=p, chain=chain, at=at) for p in related if p not in deleted
+    )
 
 
 def claim_id_for(kind: ClaimKind, command_id: str, chain_key: str) -> str:

@@ -29,6 +29,7 @@ from schemas.messages import (
     Input,
     ProfileMessage,
     Tick,
+    instant_of,
 )
 from schemas.outputs import ProfileEvent, Rejection
 from schemas.state import ChainState, IdentityState, ProfileState
@@ -55,11 +56,6 @@ def route(item: Input) -> Fold:
     return Fold.PROFILE
 
 
-def accepted_at(item: Input) -> datetime:
-    """The instant an input takes as `now`: when subledger accepted it (live and replay)."""
-    return item.received_at if isinstance(item, StoreEvent) else item.issued_at
-
-
 @dataclass
 class Ledger:
     config: FoldConfig = DEFAULT_CONFIG
@@ -70,8 +66,8 @@ class Ledger:
     rejections: list[Rejection] = field(default_factory=list)
     resolved: list[IdentityResolved] = field(default_factory=list)
 
-    def submit(self, item: Input, now: datetime | None = None) -> None:
-        self._run((route(item), item), accepted_at(item) if now is None else now)  # type: ignore[arg-type]
+    def submit(self, item: Input) -> None:
+        self._run((route(item), item))  # type: ignore[arg-type]
 
     def submit_all(self, items: Iterable[Input]) -> None:
         for item in items:
@@ -80,7 +76,7 @@ class Ledger:
     def advance(self, now: datetime) -> None:
         """Wake every profile at `now`, as the processor's timers would."""
         for profile_id in sorted(self.profiles):
-            self._run((Fold.PROFILE, Tick(profile_id=profile_id, at=now)), now)
+            self._run((Fold.PROFILE, Tick(profile_id=profile_id, at=now)))
 
     def view(self, profile_id: UUID, now: datetime) -> ProfileView:
         return profile_view(self.profiles[profile_id], now, self.config)
@@ -92,18 +88,18 @@ class Ledger:
             if state.exists
         ]
 
-    def _run(self, first: Routed, now: datetime) -> None:
+    def _run(self, first: Routed) -> None:
         queue: deque[Routed] = deque([first])
         while queue:
             fold, message = queue.popleft()
-            queue.extend(self._dispatch(fold, message, now))
+            queue.extend(self._dispatch(fold, message))
 
-    def _dispatch(self, fold: Fold, message: object, now: datetime) -> list[Routed]:
+    def _dispatch(self, fold: Fold, message: object) -> list[Routed]:
         match fold:
             case Fold.CHAIN:
                 return self._chain(message)  # type: ignore[arg-type]
             case Fold.PROFILE:
-                return self._profile(message, now)  # type: ignore[arg-type]
+                return self._profile(message)  # type: ignore[arg-type]
             case Fold.IDENTITY:
                 return self._identity(message)  # type: ignore[arg-type]
 
@@ -113,8 +109,9 @@ class Ledger:
             self.chains[message.chain_key] = chain
         return [(Fold.PROFILE, m) for m in changed]
 
-    def _profile(self, message: ProfileMessage, now: datetime) -> list[Routed]:
-        outcome = evolve_profile(self.profiles.get(message.profile_id), message, now, self.config)
+    def _profile(self, message: ProfileMessage) -> list[Routed]:
+        state = self.profiles.get(message.profile_id)
+        outcome = evolve_profile(state, message, instant_of(message), self.config)
         self.profiles[message.profile_id] = outcome.state
         self.events += outcome.events
         self.rejections += outcome.rejections

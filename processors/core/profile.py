@@ -394,7 +394,7 @@ def _identify(state: ProfileState, command: CommandBase, customer_user_id: str |
             )
         ],
         to_chains=[
-            ClaimantIdentified(chain_key=key, profile_id=state.profile_id)
+            ClaimantIdentified(chain_key=key, profile_id=state.profile_id, at=command.issued_at)
             for key in _claimed(state)
         ],
     )
@@ -717,7 +717,13 @@ def _delete(state: ProfileState, command: DeleteProfile) -> _Step:
         version=state.version,
     )
     identity = (
-        [ReleaseIdentity(customer_user_id=state.customer_user_id, profile_id=state.profile_id)]
+        [
+            ReleaseIdentity(
+                customer_user_id=state.customer_user_id,
+                profile_id=state.profile_id,
+                at=command.issued_at,
+            )
+        ]
         if state.customer_user_id
         else []
     )
@@ -785,7 +791,7 @@ def _chain_changed(state: ProfileState, message: ChainChanged, now: datetime) ->
         and me not in merged.identified
         and any(c.profile_id == me for c in merged.claims)
     ):
-        to_chains.append(ClaimantIdentified(chain_key=merged.chain_key, profile_id=me))
+        to_chains.append(ClaimantIdentified(chain_key=merged.chain_key, profile_id=me, at=now))
     return _Step(state.model_copy(update=update), events=events, to_chains=to_chains)
 
 

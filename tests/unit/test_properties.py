@@ -86,11 +86,15 @@ def fold_chain(events: list[StoreEvent]) -> ChainState | None:
     return state
 
 
+def arriving_at(events: list[StoreEvent], now: datetime) -> list[StoreEvent]:
+    """The same notifications, all delivered late at `now`."""
+    return [e.model_copy(update={"received_at": now}) for e in events]
+
+
 def ledger_of(events: list[StoreEvent], now: datetime) -> Ledger:
     ledger = Ledger()
     ledger.submit(create(ALICE))
-    for event in events:
-        ledger.submit(event, now)
+    ledger.submit_all(arriving_at(events, now))
     return ledger
 
 
@@ -124,7 +128,7 @@ def test_a_duplicate_is_a_no_op(history, data: st.DataObject) -> None:
     now = end_of(events)
     ledger = ledger_of(events, now)
     profiles, emitted = dict(ledger.profiles), list(ledger.events)
-    ledger.submit(duplicate, now)
+    ledger.submit(arriving_at([duplicate], now)[0])
     assert ledger.profiles == profiles
     assert ledger.events == emitted
 

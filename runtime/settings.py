@@ -1,0 +1,45 @@
+"""The one settings object: environment variables prefixed SUBLEDGER_, read once, frozen."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from processors.core.config import FoldConfig
+from schemas.enums import SharingPolicy
+
+
+class BrokerFlavor(StrEnum):
+    """Which Kafka-API broker the clients talk to; its quirks are handled in one place."""
+
+    TANSU = "tansu"
+    KAFKA = "kafka"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SUBLEDGER_", frozen=True, extra="ignore")
+
+    # None starts the embedded development broker.
+    kafka_bootstrap: str | None = Field(
+        default=None, validation_alias=AliasChoices("SUBLEDGER_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP")
+    )
+    broker_flavor: BrokerFlavor = BrokerFlavor.TANSU
+    app_id: str = "subledger-processors"
+    # Prefixed to every topic name: isolates a test run or a replay on a shared broker.
+    topic_prefix: str = ""
+    batch_size: int = Field(default=1000, ge=1)
+    batch_within_seconds: float = Field(default=0.05, gt=0)
+    timer_interval_seconds: float = Field(default=0.5, gt=0)
+    # Fold rules of the app.
+    sharing_policy: SharingPolicy = SharingPolicy.SHARED
+    small_business: bool = False
+    access_levels: frozenset[str] = frozenset({"premium"})
+
+    def fold_config(self) -> FoldConfig:
+        return FoldConfig(
+            sharing_policy=self.sharing_policy,
+            small_business=self.small_business,
+            access_levels=self.access_levels,
+        )
