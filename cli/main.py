@@ -11,6 +11,7 @@ import orjson
 import typer
 from pydantic import TypeAdapter, ValidationError
 
+from cli import stream
 from processors.core.ledger import Ledger
 from schemas.base import Instant
 from schemas.messages import Input, instant_of
@@ -26,6 +27,11 @@ app = typer.Typer(
 @app.callback()
 def main() -> None:
     """Subscription-state engine: store notifications in, customer profiles out."""
+
+
+app.add_typer(stream.topics_app, name="topics")
+app.command()(stream.broker)
+app.command()(stream.worker)
 
 
 _INPUT = TypeAdapter(Input)

@@ -15,6 +15,7 @@ from pydantic import Field
 from schemas.base import Frozen, Instant
 from schemas.commands import Command, CreateProfile, IdentifyProfile
 from schemas.events import StoreEvent
+from schemas.outputs import Rejection
 from schemas.state import ChainState, Claim
 
 
@@ -70,6 +71,7 @@ class ReleaseIdentity(Frozen):
 class IdentityResolved(Frozen):
     """A create or identify command named a customer user id that another profile holds."""
 
+    kind: Literal["identity_resolved"] = "identity_resolved"
     command_id: str
     customer_user_id: str
     profile_id: UUID
@@ -84,6 +86,9 @@ ChainMessage = Annotated[StoreEvent | ClaimChain | ClaimantIdentified, Field(dis
 IdentityMessage = Annotated[
     CreateProfile | IdentifyProfile | StoreEvent | ReleaseIdentity, Field(discriminator="kind")
 ]
+
+# What a waiting API call learns about its command beyond the profile itself.
+Outcome = Annotated[Rejection | IdentityResolved, Field(discriminator="kind")]
 
 # What enters the system from outside: store events and profile commands.
 Input = Annotated[StoreEvent | Command, Field(discriminator="kind")]

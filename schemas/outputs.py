@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from uuid import UUID
 
 from schemas.base import Frozen, Instant
@@ -38,6 +39,7 @@ class ProfileEvent(Frozen):
 class Rejection(Frozen):
     """A command the fold refused: nothing changed. Shaped for the DOMAIN.md section 8 body."""
 
+    kind: Literal["rejection"] = "rejection"
     command_id: str
     profile_id: UUID
     error_code: str

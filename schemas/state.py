@@ -106,6 +106,8 @@ class ProfileState(Frozen):
     seen: frozenset[str] = frozenset()
     # The instant the state was last evaluated at; time never runs backwards in a state.
     as_of: Instant | None = None
+    # When the profile next changes without input (derived, kept for the processor's timers).
+    next_wakeup_at: Instant | None = None
     version: int = 0
 
 

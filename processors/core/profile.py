@@ -99,8 +99,13 @@ def evolve_profile(
         found = changes(advanced, advanced.as_of or now, new_state, now, config)
     if new_state is not advanced or found:
         new_state = new_state.model_copy(update={"version": advanced.version + 1})
+    new_state = new_state.model_copy(update={"as_of": now})
+    if new_state.exists and not new_state.deleted:
+        new_state = new_state.model_copy(
+            update={"next_wakeup_at": next_wakeup(new_state, now, config)}
+        )
     return ProfileOutcome(
-        new_state.model_copy(update={"as_of": now}),
+        new_state,
         (*timed, *step.events, *found),
         tuple(step.rejections),
         tuple(step.to_chains),

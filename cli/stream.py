@@ -1,0 +1,86 @@
+"""Commands that run subledger's processes: the embedded broker, topics, the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from contextlib import ExitStack
+from typing import Annotated
+
+import typer
+
+from runtime.broker import BrokerError, EmbeddedBroker
+from runtime.catalog import Catalog, CatalogError, load_catalog
+from runtime.settings import Settings
+from runtime.topics import TopicMismatchError, apply_topics
+
+topics_app = typer.Typer(help="The topics of topics.yaml.", no_args_is_help=True)
+
+
+def _catalog(settings: Settings) -> Catalog:
+    try:
+        return load_catalog().with_prefix(settings.topic_prefix)
+    except CatalogError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from error
+
+
+def _apply(catalog: Catalog, bootstrap: str) -> None:
+    try:
+        applied = asyncio.run(apply_topics(catalog, bootstrap))
+    except TopicMismatchError as error:
+        typer.echo(f"error: the broker disagrees with topics.yaml: {error}", err=True)
+        raise typer.Exit(code=1) from error
+    if applied.created:
+        typer.echo(f"created {len(applied.created)} topics on {bootstrap}", err=True)
+
+
+@topics_app.command("apply")
+def topics_apply(
+    bootstrap: Annotated[
+        str | None, typer.Option(help="Kafka bootstrap (default: SUBLEDGER_KAFKA_BOOTSTRAP).")
+    ] = None,
+) -> None:
+    """Create the missing topics; fail when an existing one has other partitions or policy."""
+    settings = Settings()
+    target = bootstrap or settings.kafka_bootstrap
+    if target is None:
+        typer.echo("error: give --bootstrap or set SUBLEDGER_KAFKA_BOOTSTRAP", err=True)
+        raise typer.Exit(code=2)
+    _apply(_catalog(settings), target)
+
+
+def broker(
+    port: Annotated[int, typer.Option(help="Loopback port to listen on.")] = 19092,
+) -> None:
+    """Run the embedded development broker (memory only) until interrupted."""
+    try:
+        with EmbeddedBroker(port=port) as running:
+            typer.echo(f"broker ready: KAFKA_BOOTSTRAP={running.bootstrap}", err=True)
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    except BrokerError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=1) from error
+
+
+def worker(
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Run the stream processor against KAFKA_BOOTSTRAP, or an embedded broker when unset."""
+    from faust import Worker
+
+    from processors.stream.processor import Processor
+
+    settings = Settings()
+    catalog = _catalog(settings)
+    with ExitStack() as stack:
+        bootstrap = settings.kafka_bootstrap
+        if bootstrap is None:
+            bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap
+            typer.echo(f"embedded broker: KAFKA_BOOTSTRAP={bootstrap}", err=True)
+        _apply(catalog, bootstrap)
+        processor = Processor(settings, catalog, bootstrap)
+        logging.basicConfig(level=loglevel.upper(), stream=sys.stderr)
+        Worker(processor.app, loglevel=loglevel, quiet=True).execute_from_commandline()

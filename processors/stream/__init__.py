@@ -1,0 +1,1 @@
+"""The Faust shell around the pure folds: topics in, state in tables, topics out."""
