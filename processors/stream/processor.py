@@ -141,7 +141,7 @@ class Processor:
         )
         # use_partitioner: a key's state goes to the changelog partition its key hashes to,
         # the same partition its input topics put it in, whichever batch wrote it.
-        table = self.app.Table(
+        table: Any = self.app.Table(
             name,
             default=None,
             key_type=bytes,
