@@ -1,0 +1,136 @@
+"""One isolated run of the stream processor on the shared test broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from runtime.catalog import Catalog, load_catalog
+from runtime.topics import apply_topics
+from schemas.events import StoreEvent
+from schemas.messages import Input
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Stack:
+    bootstrap: str
+    logs: Path
+    name: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _logs: list[IO[bytes]] = field(default_factory=list)
+
+    @property
+    def prefix(self) -> str:
+        return f"t{self.name}."
+
+    @property
+    def catalog(self) -> Catalog:
+        return load_catalog().with_prefix(self.prefix)
+
+    async def create_topics(self) -> None:
+        await apply_topics(self.catalog, self.bootstrap)
+
+    def start_worker(self, **settings: str) -> subprocess.Popen[bytes]:
+        env = {
+            **os.environ,
+            "SUBLEDGER_KAFKA_BOOTSTRAP": self.bootstrap,
+            "SUBLEDGER_TOPIC_PREFIX": self.prefix,
+            "SUBLEDGER_APP_ID": f"subledger-{self.name}",
+            **{f"SUBLEDGER_{k.upper()}": v for k, v in settings.items()},
+        }
+        log = open(self.logs / f"worker-{self.name}-{len(self.workers)}.log", "wb")  # noqa: SIM115
+        self._logs.append(log)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "worker", "--loglevel", "warning"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.workers.append(process)
+        return process
+
+    def stop_workers(self, sig: int = signal.SIGTERM) -> None:
+        for process in self.workers:
+            if process.poll() is None:
+                process.send_signal(sig)
+        for process in self.workers:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.workers.clear()
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+
+    async def publish(self, inputs: Iterable[Input]) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5)
+        await producer.start()
+        try:
+            catalog = self.catalog
+            for item in inputs:
+                if isinstance(item, StoreEvent):
+                    topic, key = catalog["chain_inputs"].name, item.chain_key
+                else:
+                    topic, key = catalog["profile_commands"].name, str(item.profile_id)
+                await producer.send(topic, item.model_dump_json().encode(), key=key.encode())
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    async def read(
+        self, topic_id: str, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 60
+    ) -> list[dict[str, Any]]:
+        """Every record of a topic from the start, until `done` holds (a bounded poll)."""
+        consumer = AIOKafkaConsumer(
+            self.catalog[topic_id].name,
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+        )
+        await consumer.start()
+        records: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                batches = await consumer.getmany(timeout_ms=200)
+                for messages in batches.values():
+                    records += [orjson.loads(m.value) for m in messages]
+                if done(records):
+                    return records
+            raise TimeoutError(
+                f"{topic_id}: condition not met after {timeout}s ({len(records)} records)"
+            )
+        finally:
+            await consumer.stop()
+
+    async def snapshots(
+        self, done: Callable[[dict[str, dict[str, Any]]], bool], timeout: float = 60
+    ) -> dict[str, dict[str, Any]]:
+        """The latest snapshot of each profile, once `done` holds for them."""
+        latest: dict[str, dict[str, Any]] = {}
+
+        def check(records: list[dict[str, Any]]) -> bool:
+            latest.clear()
+            for record in records:
+                latest[record["profile_id"]] = record
+            return done(latest)
+
+        await self.read("profile_snapshots", check, timeout)
+        return latest

@@ -1,0 +1,156 @@
+"""The stream processor on the real (embedded) broker agrees with the in-memory ledger."""
+
+from __future__ import annotations
+
+import random
+import signal
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from processors.core.ledger import Ledger
+from schemas.commands import CreateProfile
+from schemas.messages import Input
+from tests.builders import Chain
+from tests.corpus import corpus
+from tests.integration.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+FAR = datetime(2030, 1, 1, tzinfo=UTC)
+IGNORED = {"version", "as_of"}
+
+
+def reference(inputs: list[Input]) -> dict[str, dict[str, Any]]:
+    """What every profile must show once the stream has folded the inputs."""
+    ledger = Ledger()
+    ledger.submit_all(inputs)
+    ledger.advance(FAR)
+    return {str(v.profile_id): _comparable(v.model_dump(mode="json")) for v in ledger.views(FAR)}
+
+
+def _comparable(view: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in view.items() if k not in IGNORED}
+
+
+def agrees_with(expected: dict[str, dict[str, Any]]):  # type: ignore[no-untyped-def]
+    def done(latest: dict[str, dict[str, Any]]) -> bool:
+        return {p: _comparable(v) for p, v in latest.items()} == expected
+
+    return done
+
+
+def has_profiles(count: int):  # type: ignore[no-untyped-def]
+    return lambda latest: len(latest) >= count
+
+
+async def test_inputs_on_the_topics_produce_the_reference_snapshots(stack: Stack) -> None:
+    creates, rest = corpus(25)
+    expected = reference(creates + rest)
+    stack.start_worker()
+    await stack.publish(creates)
+    await stack.snapshots(has_profiles(len(creates)))
+    await stack.publish(rest)
+    await stack.snapshots(agrees_with(expected))
+    events = await stack.read("profile_events", lambda records: len(records) > 0)
+    assert {e["profile_id"] for e in events} <= set(expected)
+
+
+async def test_duplicated_and_shuffled_input_gives_the_same_snapshots(stack: Stack) -> None:
+    creates, rest = corpus(20)
+    expected = reference(creates + rest)
+    noisy = rest + random.Random(7).sample(rest, len(rest) // 2)
+    random.Random(11).shuffle(noisy)
+    stack.start_worker()
+    await stack.publish(creates)
+    await stack.snapshots(has_profiles(len(creates)))
+    await stack.publish(noisy)
+    await stack.snapshots(agrees_with(expected))
+
+
+async def test_a_killed_worker_recovers_state_without_loss_or_double_count(stack: Stack) -> None:
+    creates, rest = corpus(30)
+    expected = reference(creates + rest)
+    half = len(rest) // 2
+    stack.start_worker()
+    await stack.publish(creates)
+    await stack.snapshots(has_profiles(len(creates)))
+    await stack.publish(rest[:half])
+    partial = reference(creates + rest[:half])
+    await stack.snapshots(agrees_with(partial))
+    stack.stop_workers(signal.SIGKILL)
+    await stack.publish(rest[half:])
+    stack.start_worker()
+    await stack.snapshots(agrees_with(expected), timeout=90)
+
+
+async def test_two_workers_split_the_partitions_and_agree_with_one(stack: Stack) -> None:
+    creates, rest = corpus(30)
+    expected = reference(creates + rest)
+    stack.start_worker()
+    stack.start_worker()
+    await stack.publish(creates)
+    await stack.snapshots(has_profiles(len(creates)), timeout=90)
+    await stack.publish(rest)
+    await stack.snapshots(agrees_with(expected), timeout=90)
+    assert all(w.poll() is None for w in stack.workers)
+
+
+async def test_time_passes_without_input(stack: Stack) -> None:
+    """A future-dated renewal counts once due; an expiry and a grace end happen on time."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    due = now + timedelta(seconds=12)
+    ahead, lapsing, grace = (
+        Chain(otid=f"{name}-{stack.name}", profile=_pid(i))
+        for i, name in enumerate(("ahead", "lapsing", "grace"))
+    )
+    month = timedelta(days=30)
+    inputs: list[Input] = [
+        *(
+            CreateProfile(command_id=f"c{i}", issued_at=now - 2 * month, profile_id=_pid(i))
+            for i in range(3)
+        ),
+        ahead.buy("h1", now - month, due, received=now - month),
+        ahead.buy("h2", due, due + month, received=now),  # sent ahead of time
+        lapsing.buy("l1", now - month, due, received=now - month),
+        lapsing.auto_renew(False, now - timedelta(days=1)),
+        grace.buy("g1", now - month, now - timedelta(days=1), received=now - month),
+        grace.billing_issue(now - timedelta(days=1), grace_until=due),
+    ]
+    stack.start_worker()
+    await stack.publish(inputs)
+    history = await stack.read(
+        "profile_snapshots",
+        lambda records: (
+            {r["profile_id"] for r in records if r["as_of"] >= _iso(due)}
+            == {str(_pid(i)) for i in range(3)}
+        ),
+        timeout=40,
+    )
+    before = {r["profile_id"]: r for r in history if r["as_of"] < _iso(due)}
+    after = {r["profile_id"]: r for r in history if r["as_of"] >= _iso(due)}
+    assert (_revenue(before, 0), _revenue(after, 0)) == ("9.99", "19.98")
+    assert (_state(before, 0), _state(after, 0)) == ("subscribed", "subscribed")
+    assert (_state(before, 1), _state(after, 1)) == ("auto_renew_off", "subscription_cancelled")
+    assert (_state(before, 2), _state(after, 2)) == ("grace_period", "billing_issue")
+    # Woken at the instant itself, not at the next input.
+    assert {after[str(_pid(i))]["as_of"] for i in range(3)} == {_iso(due)}
+
+
+def _pid(i: int) -> Any:
+    from uuid import UUID
+
+    return UUID(int=0x71AE << 112 | i)
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def _revenue(snapshots: dict[str, dict[str, Any]], i: int) -> str:
+    return str(snapshots[str(_pid(i))]["revenue"]["total_revenue_usd"])
+
+
+def _state(snapshots: dict[str, dict[str, Any]], i: int) -> str:
+    return str(snapshots[str(_pid(i))]["subscription_state"])
