@@ -83,4 +83,9 @@ def worker(
         _apply(catalog, bootstrap)
         processor = Processor(settings, catalog, bootstrap)
         logging.basicConfig(level=loglevel.upper(), stream=sys.stderr)
+        # The Kafka client logs every request at DEBUG: never on the hot path.
+        for noisy in ("aiokafka", "faust", "mode"):
+            logging.getLogger(noisy).setLevel(
+                max(logging.INFO, logging.getLevelName(loglevel.upper()))
+            )
         Worker(processor.app, loglevel=loglevel, quiet=True).execute_from_commandline()

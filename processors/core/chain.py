@@ -199,20 +199,33 @@ def evolve_chain(
         case ClaimantIdentified():
             if state is None or message.profile_id in state.identified:
                 return state, ()
-            incoming = state.model_copy(update={"identified": frozenset({message.profile_id})})
+            incoming = stub_chain(message.chain_key).model_copy(
+                update={"identified": frozenset({message.profile_id})}
+            )
     merged = incoming if state is None else merge_chains(state, incoming)
     if merged == state:
         return state, ()
-    return merged, notify(merged, instant_of(message))
+    return merged, notify(state, merged, incoming, instant_of(message))
 
 
-def notify(chain: ChainState, at: datetime) -> tuple[ChainChanged, ...]:
+def notify(
+    before: ChainState | None, after: ChainState, delta: ChainState, at: datetime
+) -> tuple[ChainChanged, ...]:
+    """Tell every related profile. One that already held a copy gets only the new facts
+    (its copy merges them into the same chain); one newly related gets the whole chain."""
+    known = set(related_profiles(before)) if before is not None else set()
+    return tuple(
+        ChainChanged(profile_id=p, chain=delta if p in known else after, at=at)
+        for p in related_profiles(after)
+    )
+
+
+def related_profiles(chain: ChainState) -> list[UUID]:
+    """Every profile a chain's claims name, in claim order, deleted ones left out."""
     deleted = {c.profile_id for c in chain.claims if c.kind is ClaimKind.DELETE}
     related = dict.fromkeys(c.profile_id for c in chain.claims)
     related.update(dict.fromkeys(c.counterpart for c in chain.claims if c.counterpart))
-    return tuple(
-        ChainChanged(profile_id=p, chain=chain, at=at) for p in related if p not in deleted
-    )
+    return [p for p in related if p not in deleted]
 
 
 def claim_id_for(kind: ClaimKind, command_id: str, chain_key: str) -> str:

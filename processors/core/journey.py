@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from processors.core.cache import IdentityCache
 from processors.core.config import FoldConfig
 from processors.core.reading import Period, periods, purchases
 from schemas.enums import CancellationReason, EventType
@@ -48,11 +49,29 @@ _RANK = {
 }
 
 
-def journey(chain: ChainState, now: datetime, config: FoldConfig) -> list[Item]:
+_TOLD: IdentityCache[tuple[Item, ...]] = IdentityCache()
+_JOURNEYS: IdentityCache[tuple[Item, ...]] = IdentityCache()
+
+
+def journey(chain: ChainState, now: datetime, config: FoldConfig) -> tuple[Item, ...]:
+    found = _JOURNEYS.get((chain, config), now)
+    if found is not None:
+        return found
+    items = [*told(chain, config), *_end_items(chain, periods(chain, config), now)]
+    items.sort(key=lambda i: (i.at, _RANK.get(i.event_type, 5), i.key))
+    return _JOURNEYS.put((chain, config), now, tuple(items))
+
+
+def told(chain: ChainState, config: FoldConfig) -> tuple[Item, ...]:
+    """The items the facts state outright; only lapses depend on the instant."""
+    found = _TOLD.get((chain, config))
+    return found if found is not None else _TOLD.put((chain, config), None, _told(chain, config))
+
+
+def _told(chain: ChainState, config: FoldConfig) -> tuple[Item, ...]:
     chain_periods = periods(chain, config)
     items = [
         *_purchase_items(chain_periods),
-        *_end_items(chain, chain_periods, now),
         *_renewal_items(chain, chain_periods),
         *_deferral_items(chain),
         *_refund_items(chain),
@@ -68,8 +87,7 @@ def journey(chain: ChainState, now: datetime, config: FoldConfig) -> list[Item]:
                 False,
             )
         )
-    items.sort(key=lambda i: (i.at, _RANK.get(i.event_type, 5), i.key))
-    return items
+    return tuple(items)
 
 
 def _purchase_items(chain_periods: tuple[Period, ...]) -> list[Item]:

@@ -122,12 +122,15 @@ def advance(
         return state, []
     events: list[ProfileEvent] = []
     at = state.as_of
-    while (wake := next_wakeup(state, at, config)) is not None and wake < until:
+    # The state records its next wake-up as of `as_of`; later ones are computed as we go.
+    wake = state.next_wakeup_at
+    while wake is not None and wake < until:
         found = changes(state, at, state, wake, config)
         bump = 1 if found else 0
         state = state.model_copy(update={"as_of": wake, "version": state.version + bump})
         events += found
         at = wake
+        wake = next_wakeup(state, at, config)
     return state, events
 
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 
+from processors.core.cache import IdentityCache
 from processors.core.config import FoldConfig
 from schemas.events import RenewalInfo, TransactionInfo
 from schemas.state import ChainState, RenewalObs, TransactionFact
@@ -82,7 +83,19 @@ def _rate(config: FoldConfig, reduced: bool) -> Decimal:
     return config.reduced_commission_rate if reduced else config.commission_rate
 
 
+_PERIODS: IdentityCache[tuple[Period, ...]] = IdentityCache()
+_PURCHASES: IdentityCache[tuple[Purchase, ...]] = IdentityCache()
+_READINGS: IdentityCache[Reading] = IdentityCache()
+
+
 def periods(chain: ChainState, config: FoldConfig) -> tuple[Period, ...]:
+    found = _PERIODS.get((chain, config))
+    return (
+        found if found is not None else _PERIODS.put((chain, config), None, _periods(chain, config))
+    )
+
+
+def _periods(chain: ChainState, config: FoldConfig) -> tuple[Period, ...]:
     deferred: dict[str, datetime] = {}
     for d in chain.deferrals:
         deferred[d.transaction_id] = max(d.expires_at, deferred.get(d.transaction_id, d.expires_at))
@@ -107,6 +120,15 @@ def periods(chain: ChainState, config: FoldConfig) -> tuple[Period, ...]:
 
 
 def purchases(chain: ChainState, config: FoldConfig) -> tuple[Purchase, ...]:
+    found = _PURCHASES.get((chain, config))
+    return (
+        found
+        if found is not None
+        else _PURCHASES.put((chain, config), None, _purchases(chain, config))
+    )
+
+
+def _purchases(chain: ChainState, config: FoldConfig) -> tuple[Purchase, ...]:
     rate = _rate(config, config.small_business)
     ones = sorted(
         (f for f in chain.transactions.values() if not f.info.is_subscription),
@@ -142,6 +164,15 @@ def in_retry(renewal: RenewalObs | None, period: Period) -> RenewalInfo | None:
 
 
 def read(chain: ChainState, now: datetime, config: FoldConfig) -> Reading:
+    found = _READINGS.get((chain, config), now)
+    return (
+        found
+        if found is not None
+        else _READINGS.put((chain, config), now, _read(chain, now, config))
+    )
+
+
+def _read(chain: ChainState, now: datetime, config: FoldConfig) -> Reading:
     due = [p for p in periods(chain, config) if p.start <= now]
     renewal = renewal_at(chain, now)
     if not due:

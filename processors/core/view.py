@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from processors.core.access import access_levels
+from processors.core.cache import IdentityCache
 from processors.core.claims import Relations, relations
 from processors.core.config import FoldConfig
 from processors.core.reading import Phase, Reading, in_retry, periods, purchases, read
@@ -36,13 +36,21 @@ class Related:
     holds: bool
 
 
-def related_chains(state: ProfileState, config: FoldConfig) -> Iterator[Related]:
+_RELATED: IdentityCache[tuple[Related, ...]] = IdentityCache()
+
+
+def related_chains(state: ProfileState, config: FoldConfig) -> tuple[Related, ...]:
+    found = _RELATED.get((state.chains, config), state.profile_id)
+    if found is not None:
+        return found
     me = state.profile_id
+    related = []
     for key in sorted(state.chains):
         chain = state.chains[key]
         rel = relations(chain, config.sharing_policy)
         if rel.parent == me or me in rel.claimants:
-            yield Related(chain, rel, rel.parent == me, me in rel.holders)
+            related.append(Related(chain, rel, rel.parent == me, me in rel.holders))
+    return _RELATED.put((state.chains, config), me, tuple(related))
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +219,9 @@ def profile_view(state: ProfileState, now: datetime, config: FoldConfig) -> Prof
         email_subscribed=state.email_unsubscribed_at is None,
         inheritors=tuple(inheritors),
         parents=tuple(parents),
-        next_wakeup_at=next_wakeup(state, now, config),
+        next_wakeup_at=state.next_wakeup_at
+        if now == state.as_of
+        else next_wakeup(state, now, config),
         as_of=now,
         version=state.version,
     )

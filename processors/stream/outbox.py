@@ -40,9 +40,9 @@ async def with_retries(action: Callable[[], Awaitable[Any]], what: str) -> Any:
 
 @dataclass
 class Outbox:
-    records: list[tuple[Any, bytes, bytes]] = field(default_factory=list)
+    records: list[tuple[str, bytes, bytes]] = field(default_factory=list)
 
-    def add(self, topic: Any, key: bytes, value: bytes) -> None:
+    def add(self, topic: str, key: bytes, value: bytes) -> None:
         self.records.append((topic, key, value))
 
     async def deliver(self, producer: Any) -> None:
@@ -50,7 +50,11 @@ class Outbox:
         pending = self.records
         delay = 0.1
         for attempt in range(1, RETRIES + 1):
-            futures = [await topic.send(key=key, value=value) for topic, key, value in pending]
+            # The producer itself, not Faust's channel machinery: the records are bytes already.
+            futures = [
+                await producer.send(topic, key, value, None, None, None)
+                for topic, key, value in pending
+            ]
             await producer.flush()
             results = await asyncio.gather(*futures, return_exceptions=True)
             failed = [

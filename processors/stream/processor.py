@@ -198,7 +198,7 @@ class Processor:
 
     def _send(self, outbox: Outbox, topic_id: str, key: object, value: Any) -> None:
         EVENTS_OUT.labels(topic_id).inc()
-        outbox.add(self.topics[topic_id], _bytes(key), value.model_dump_json().encode())
+        outbox.add(self.catalog[topic_id].name, _bytes(key), value.model_dump_json().encode())
 
     def _fold(self, event: Any, outbox: Outbox, fold: Callable[[], None]) -> None:
         """Run one fold step; a programming error dead-letters the input instead of the stream."""
@@ -309,9 +309,10 @@ class Processor:
             if key not in tails:
                 table[key] = state
         await with_retries(self.app.producer.flush, "flushing state")
+        # One record per partition, flushed together: each is its partition's newest batch.
         for key in tails:
             table[key] = staged[key]
-            await with_retries(self.app.producer.flush, "flushing state")
+        await with_retries(self.app.producer.flush, "flushing state")
 
     def _partition_of(self, key: bytes) -> int:
         every = list(range(self.partitions))

@@ -1,0 +1,194 @@
+"""Fold throughput of one stream worker, beside two baselines measured in the same run.
+
+    python -m bench.stream_throughput [--events 1000000] [--profiles 100000]
+
+It loads synthetic renewals (round-robin over the profiles) into the embedded broker, then
+measures, on the same broker and input:
+
+- subledger: one `subledger worker` folding chains and profiles, from start until the
+  snapshot of every profile's last event is out (and from its first snapshot on);
+- naive Faust: an agent that decodes and writes its table once per event (no batching);
+- ceiling: a plain aiokafka consumer that decodes and updates a dict, no output at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.traffic import renewals
+from runtime.broker import EmbeddedBroker
+from runtime.catalog import load_catalog
+from runtime.topics import apply_topics
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+async def load(bootstrap: str, topic: str, events: int, profiles: int) -> dict[str, str]:
+    """Produce the traffic; return each profile's last instant (what its last snapshot shows)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=262_144
+    )
+    await producer.start()
+    last: dict[str, str] = {}
+    started = time.perf_counter()
+    for event in renewals(events, profiles):
+        await producer.send(topic, event.model_dump_json().encode(), key=event.chain_key.encode())
+        last[str(event.profile.profile_id)] = event.received_at.isoformat().replace("+00:00", "Z")  # type: ignore[union-attr]
+    await producer.flush()
+    await producer.stop()
+    print(f"loaded {events:,} events in {time.perf_counter() - started:.1f}s", flush=True)
+    return last
+
+
+async def wait_for_snapshots(
+    bootstrap: str, topic: str, last: dict[str, str]
+) -> tuple[float, float]:
+    """Block until every profile's snapshot is as of its last event: (first seen, done)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+        enable_auto_commit=False,
+        max_poll_records=20_000,
+    )
+    await consumer.start()
+    pending = dict(last)
+    first = 0.0
+    try:
+        while pending:
+            for messages in (await consumer.getmany(timeout_ms=500, max_records=20_000)).values():
+                if not first:
+                    first = time.perf_counter()
+                for m in messages:
+                    snap = orjson.loads(m.value)
+                    pid = snap["profile_id"]
+                    if pid in pending and snap["as_of"] >= pending[pid]:
+                        del pending[pid]
+        return first, time.perf_counter()
+    finally:
+        await consumer.stop()
+
+
+async def ceiling(bootstrap: str, topic: str, events: int) -> float:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    revenue: dict[bytes, float] = {}
+    seen = 0
+    started = 0.0
+    try:
+        while seen < events:
+            for messages in (await consumer.getmany(timeout_ms=500, max_records=20_000)).values():
+                if not started:
+                    started = time.perf_counter()
+                for m in messages:
+                    event = orjson.loads(m.value)
+                    key = m.key
+                    revenue[key] = revenue.get(key, 0.0) + float(event["transaction"]["price_usd"])
+                seen += len(messages)
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+def naive(bootstrap: str, topic: str, events: int) -> float:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.naive_faust",
+            bootstrap,
+            topic,
+            f"naive-{os.getpid()}",
+            str(events),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
+    # Faust sends a worker's stdout to its log, so the figure may come on either stream.
+    found = re.search(rf"\b{events} (\d+\.\d+)", out.stdout + out.stderr)
+    if found:
+        return float(found.group(1))
+    raise RuntimeError(f"naive Faust baseline failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+
+
+def subledger(bootstrap: str, prefix: str, last: dict[str, str]) -> tuple[float, float]:
+    env = {
+        **os.environ,
+        "SUBLEDGER_KAFKA_BOOTSTRAP": bootstrap,
+        "SUBLEDGER_TOPIC_PREFIX": prefix,
+        "SUBLEDGER_APP_ID": f"bench-{os.getpid()}",
+    }
+    with open(ROOT / "bench" / "worker.log", "wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "worker", "--loglevel", "warning"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+        )
+        launched = time.perf_counter()
+        try:
+            catalog = load_catalog().with_prefix(prefix)
+            first, done = asyncio.run(
+                wait_for_snapshots(bootstrap, catalog["profile_snapshots"].name, last)
+            )
+        finally:
+            worker.terminate()
+            worker.wait(30)
+    return done - launched, done - first
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--profiles", type=int, default=100_000)
+    args = parser.parse_args()
+    n = args.events
+    print(f"$ python -m bench.stream_throughput --events {n} --profiles {args.profiles}")
+    with EmbeddedBroker(log_path=ROOT / "bench" / "broker.log") as broker:
+        prefix = f"bench{os.getpid()}."
+        catalog = load_catalog().with_prefix(prefix)
+        asyncio.run(apply_topics(catalog, broker.bootstrap))
+        inputs = catalog["chain_inputs"].name
+        last = asyncio.run(load(broker.bootstrap, inputs, n, args.profiles))
+        total, steady = subledger(broker.bootstrap, prefix, last)
+        naive_seconds = naive(broker.bootstrap, inputs, n)
+        ceiling_seconds = asyncio.run(ceiling(broker.bootstrap, inputs, n))
+    print(
+        f"subledger worker: {total:.1f}s from launch, {steady:.1f}s from its first snapshot",
+        flush=True,
+    )
+    rows = [
+        ("subledger worker, from launch", n / total),
+        ("subledger worker, from first snapshot", n / steady),
+        ("naive Faust agent, a table write per event", n / naive_seconds),
+        ("aiokafka consume + dict update (ceiling)", n / ceiling_seconds),
+    ]
+    top = n / ceiling_seconds
+    print(f"\n{'run':45} {'events/s':>10} {'of ceiling':>11}")
+    for name, rate in rows:
+        print(f"{name:45} {rate:10,.0f} {rate / top:10.1%}")
+
+
+if __name__ == "__main__":
+    main()
