@@ -56,10 +56,13 @@ def broker(
     port: Annotated[int, typer.Option(help="Loopback port to listen on.")] = 19092,
 ) -> None:
     """Run the embedded development broker (memory only) until interrupted."""
+    stop = {signal.SIGINT, signal.SIGTERM}
     try:
         with EmbeddedBroker(port=port) as running:
+            # Blocked only now, so that the broker itself still takes SIGINT when stopped.
+            signal.pthread_sigmask(signal.SIG_BLOCK, stop)
             typer.echo(f"broker ready: KAFKA_BOOTSTRAP={running.bootstrap}", err=True)
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+            signal.sigwait(stop)
     except BrokerError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=1) from error

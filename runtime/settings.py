@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +34,13 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=1000, ge=1)
     batch_within_seconds: float = Field(default=0.05, gt=0)
     timer_interval_seconds: float = Field(default=0.5, gt=0)
+    # App Store: the app's identity and the root certificates chains must lead to (DER).
+    apple_bundle_id: str | None = None
+    apple_app_apple_id: int | None = None
+    apple_environment: Literal["Production", "Sandbox", "Xcode", "LocalTesting"] = "Production"
+    apple_root_certificates: tuple[Path, ...] = ()
+    ingress_host: str = "127.0.0.1"
+    ingress_port: int = 8080
     # Fold rules of the app.
     sharing_policy: SharingPolicy = SharingPolicy.SHARED
     small_business: bool = False

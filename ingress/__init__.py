@@ -1,0 +1,1 @@
+"""Store webhooks in: verified, kept exactly as sent, on the raw topics (acks=all)."""

@@ -1,0 +1,141 @@
+"""The ingress HTTP service: one endpoint per store, verify, keep, acknowledge."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter, Histogram
+
+from ingress.apple import AppleVerifier
+from ingress.errors import BrokerUnavailableError, IngressError
+from ingress.publisher import Publisher
+from processors.normalize.apple import NOT_FOLDED as APPLE_NOT_FOLDED
+from runtime.catalog import Catalog
+from schemas.enums import Store
+from schemas.raw import RawNotification
+
+log = logging.getLogger(__name__)
+
+ACCEPTED = Counter("subledger_ingress_accepted_total", "Notifications kept", ["store"])
+REJECTED = Counter("subledger_ingress_rejected_total", "Notifications refused", ["store", "code"])
+UNFOLDED = Counter(
+    "subledger_ingress_unfolded_total",
+    "Kept notifications of a type no fold reads yet",
+    ["store", "type"],
+)
+LATENCY = Histogram("subledger_ingress_seconds", "Request to broker acknowledgement", ["store"])
+
+
+@dataclass
+class Ingress:
+    catalog: Catalog
+    publisher: Publisher
+    apple: AppleVerifier | None = None
+
+
+def create_app(ingress: Ingress, lifespan: Any = None) -> FastAPI:
+    app = FastAPI(title="subledger ingress", lifespan=lifespan)
+
+    @app.exception_handler(IngressError)
+    async def refused(request: Request, error: IngressError) -> JSONResponse:
+        REJECTED.labels(_store_of(request), error.code).inc()
+        return JSONResponse(error.body(), status_code=error.status)
+
+    @app.exception_handler(BrokerUnavailableError)
+    async def unavailable(request: Request, error: BrokerUnavailableError) -> JSONResponse:
+        log.error("broker unavailable: %s", error)
+        body = IngressError(
+            503,
+            "broker_unavailable",
+            "non_field_errors",
+            "the notification could not be stored; retry later",
+        ).body()
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+    @app.post("/webhooks/app-store")
+    async def app_store(request: Request) -> dict[str, str]:
+        started = datetime.now(UTC)
+        body = await request.body()
+        if ingress.apple is None:
+            raise IngressError(
+                503,
+                "store_not_configured",
+                "non_field_errors",
+                "App Store notifications are not configured",
+            )
+        signed = _field(_json(body), "signedPayload")
+        payload = ingress.apple.verify(signed)
+        uuid = payload.get("notificationUUID")
+        if not isinstance(uuid, str) or not uuid:
+            raise IngressError(
+                400,
+                "validation_error",
+                "notificationUUID",
+                "the notification has no notificationUUID",
+            )
+        transaction = (payload.get("data") or {}).get("transaction") or {}
+        otid = transaction.get("originalTransactionId")
+        key = f"{Store.APP_STORE.value}:{otid}" if otid else f"{Store.APP_STORE.value}:-{uuid}"
+        await _keep(
+            ingress,
+            "raw_app_store",
+            key,
+            RawNotification(
+                store=Store.APP_STORE,
+                dedupe_key=uuid,
+                received_at=started,
+                body=body.decode(),
+                payload=payload,
+            ),
+        )
+        kind = payload.get("notificationType")
+        if kind in APPLE_NOT_FOLDED:
+            UNFOLDED.labels(Store.APP_STORE.value, kind).inc()
+        LATENCY.labels(Store.APP_STORE.value).observe((datetime.now(UTC) - started).total_seconds())
+        return {"status": "accepted"}
+
+    return app
+
+
+async def _keep(ingress: Ingress, topic_id: str, key: str, raw: RawNotification) -> None:
+    await ingress.publisher.publish(
+        ingress.catalog[topic_id].name, key.encode(), raw.model_dump_json().encode()
+    )
+    ACCEPTED.labels(raw.store.value).inc()
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise IngressError(
+            400, "malformed_json", "non_field_errors", f"the body is not JSON: {error}"
+        ) from error
+
+
+def _field(document: Any, name: str) -> str:
+    value = document.get(name) if isinstance(document, dict) else None
+    if not isinstance(value, str) or not value:
+        raise IngressError(400, "validation_error", name, f"{name} is required")
+    return value
+
+
+def _store_of(request: Request) -> str:
+    return request.url.path.rsplit("/", 1)[-1]
+
+
+@asynccontextmanager
+async def running(publisher: Any) -> AsyncIterator[None]:
+    await publisher.start()
+    try:
+        yield
+    finally:
+        await publisher.stop()

@@ -1,0 +1,1 @@
+"""Normalizers: raw store notifications to canonical events. Pure, like the folds."""
