@@ -29,7 +29,7 @@ _STATUS_MESSAGES = {
 }
 
 
-class _CachingChainVerifier(_ChainVerifier):  # type: ignore[misc]
+class _CachingChainVerifier(_ChainVerifier):
     """Verifies a certificate chain once, then only checks the signing date against it.
 
     Apple's library caches verified chains only with online (OCSP) checks. Offline, it
