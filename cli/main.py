@@ -32,6 +32,7 @@ def main() -> None:
 app.add_typer(stream.topics_app, name="topics")
 app.command()(stream.broker)
 app.command()(stream.worker)
+app.command()(stream.ingress)
 
 
 _INPUT = TypeAdapter(Input)

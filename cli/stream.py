@@ -92,3 +92,41 @@ def worker(
                 max(logging.INFO, logging.getLevelName(loglevel.upper()))
             )
         Worker(processor.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+def ingress(
+    host: Annotated[
+        str | None, typer.Option(help="Interface (default SUBLEDGER_INGRESS_HOST).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default SUBLEDGER_INGRESS_PORT).")] = None,
+) -> None:
+    """Serve the store webhooks against KAFKA_BOOTSTRAP, or an embedded broker when unset."""
+    import uvicorn
+
+    from ingress.app import Ingress, create_app, running
+    from ingress.apple import AppleVerifier
+    from ingress.publisher import KafkaPublisher
+
+    settings = Settings()
+    catalog = _catalog(settings)
+    apple = None
+    if settings.apple_bundle_id:
+        roots = [path.read_bytes() for path in settings.apple_root_certificates]
+        apple = AppleVerifier(
+            roots, settings.apple_environment, settings.apple_bundle_id, settings.apple_app_apple_id
+        )
+    with ExitStack() as stack:
+        bootstrap = settings.kafka_bootstrap
+        if bootstrap is None:
+            bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap
+            typer.echo(f"embedded broker: KAFKA_BOOTSTRAP={bootstrap}", err=True)
+        _apply(catalog, bootstrap)
+        publisher = KafkaPublisher(bootstrap, settings.broker_flavor)
+        app = create_app(Ingress(catalog, publisher, apple), lifespan=lambda _: running(publisher))
+        uvicorn.run(
+            app,
+            host=host or settings.ingress_host,
+            port=port or settings.ingress_port,
+            log_level="warning",
+            access_log=False,
+        )

@@ -18,19 +18,25 @@ class Publisher(Protocol):
 
 class KafkaPublisher:
     def __init__(self, bootstrap: str, flavor: BrokerFlavor, timeout_seconds: float = 10.0) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            request_timeout_ms=int(timeout_seconds * 1000),
+        self._settings = {
+            "bootstrap_servers": bootstrap,
+            "request_timeout_ms": int(timeout_seconds * 1000),
             **producer_settings(flavor),
-        )
+        }
+        self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
+        # aiokafka binds a producer to the running loop: made here, not at construction.
+        self._producer = AIOKafkaProducer(**self._settings)
         await self._producer.start()
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
 
     async def publish(self, topic: str, key: bytes, value: bytes) -> None:
+        if self._producer is None:
+            raise BrokerUnavailableError("the publisher is not started")
         try:
             await self._producer.send_and_wait(topic, value, key=key)
         except KafkaError as error:

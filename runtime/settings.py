@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     apple_root_certificates: tuple[Path, ...] = ()
     ingress_host: str = "127.0.0.1"
     ingress_port: int = 8080
+    # USD rates (units per dollar, JSON); the shipped table when unset.
+    rates_file: Path | None = None
     # Fold rules of the app.
     sharing_policy: SharingPolicy = SharingPolicy.SHARED
     small_business: bool = False

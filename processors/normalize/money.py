@@ -55,7 +55,8 @@ class Rates:
         rate = self._per_usd.get(currency)
         if rate is None:
             raise UnknownCurrencyError(f"no USD rate for {currency}")
-        return (amount / rate).quantize(MICRO, rounding=ROUND_HALF_EVEN)
+        # To the micro-dollar, trailing zeros dropped: 9.99, not 9.990000.
+        return (amount / rate).quantize(MICRO, rounding=ROUND_HALF_EVEN).normalize()
 
 
 def from_milliunits(value: int) -> Decimal:

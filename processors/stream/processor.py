@@ -34,6 +34,8 @@ from processors.core.identity import customer_of, evolve_identity
 from processors.core.ledger import Fold, route
 from processors.core.profile import evolve_profile
 from processors.core.view import profile_view
+from processors.normalize import apple
+from processors.normalize.money import Rates
 from processors.stream import codecs
 from processors.stream.outbox import Outbox, with_retries
 from processors.stream.wakeups import WakeIndex
@@ -41,6 +43,7 @@ from runtime.catalog import Catalog
 from runtime.kafka import exact_changelog_tails, faust_settings
 from runtime.settings import Settings
 from schemas.commands import Command
+from schemas.enums import Store
 from schemas.messages import (
     ChainMessage,
     IdentityMessage,
@@ -49,6 +52,7 @@ from schemas.messages import (
     instant_of,
 )
 from schemas.outputs import DeadLetter
+from schemas.raw import RawNotification
 from schemas.state import ChainState, IdentityState, ProfileState
 
 log = logging.getLogger(__name__)
@@ -64,7 +68,13 @@ COMMIT_AGE = Gauge("subledger_commit_age_seconds", "Seconds since consumed offse
 TIMERS_DUE = Gauge("subledger_timers_indexed", "Profiles with a pending wake-up on this worker")
 
 REINDEX_SECONDS = 10.0
+RAW_TOPICS = ("raw_app_store", "raw_play_store", "raw_stripe")
+NORMALIZERS = {Store.APP_STORE: apple.normalize}
+UNNORMALIZED = Counter(
+    "subledger_unnormalized_total", "Raw notifications kept for a normalizer to come", ["store"]
+)
 
+_RAW = TypeAdapter(RawNotification)
 _COMMANDS = TypeAdapter(Command)
 _PROFILE_MESSAGES = TypeAdapter(ProfileMessage)
 _CHAIN_MESSAGES = TypeAdapter(ChainMessage)
@@ -81,6 +91,7 @@ class Processor:
         self.settings = settings
         self.catalog = catalog
         self.config: FoldConfig = settings.fold_config()
+        self.rates = Rates.load(settings.rates_file)
         self.partitions = catalog["profile_inputs"].partitions
         self.app = faust.App(
             settings.app_id,
@@ -111,6 +122,14 @@ class Processor:
             key_serializer="raw",
             value_serializer="raw",
         )
+        raw_channel = self.app.topic(
+            *(catalog[t].name for t in RAW_TOPICS),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        self._agent(raw_channel, "normalize", self._normalize_batch)
         self._agent(self.topics["chain_inputs"], "chains", self._chain_batch)
         self._agent(profile_channel, "profiles", self._profile_batch)
         self._agent(self.topics["identity_inputs"], "identities", self._identity_batch)
@@ -208,7 +227,30 @@ class Processor:
             log.exception("fold failed on %s@%d", event.message.topic, event.message.offset)
             self._dead_letter(event, f"fold failed: {error!r}", outbox)
 
-    # --- the three agents ----------------------------------------------------------------
+    # --- the agents ----------------------------------------------------------------------
+
+    async def _normalize_batch(self, events: list[Any]) -> None:
+        outbox = Outbox()
+        for event in events:
+            raw = self._decode(_RAW, event, outbox)
+            if raw is None:
+                continue
+            normalizer = NORMALIZERS.get(raw.store)
+            if normalizer is None:
+                # Kept on its raw topic: a later version normalizes it on reprocess.
+                UNNORMALIZED.labels(raw.store.value).inc()
+                continue
+            try:
+                canonical = normalizer(raw, self.rates)
+            except (ValueError, KeyError, TypeError) as error:
+                self._dead_letter(event, f"cannot normalize: {error!r}", outbox)
+                continue
+            for store_event in canonical:
+                if route(store_event) is Fold.IDENTITY:
+                    self._send(outbox, "identity_inputs", customer_of(store_event), store_event)
+                else:
+                    self._send(outbox, "chain_inputs", store_event.chain_key, store_event)
+        await outbox.deliver(self.app.producer)
 
     async def _chain_batch(self, events: list[Any]) -> None:
         outbox, staged = Outbox(), dict[bytes, ChainState]()

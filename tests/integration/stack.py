@@ -16,6 +16,7 @@ from typing import IO, Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from runtime.broker import wait_for_port
 from runtime.catalog import Catalog, load_catalog
 from runtime.topics import apply_topics
 from schemas.events import StoreEvent
@@ -43,7 +44,17 @@ class Stack:
     async def create_topics(self) -> None:
         await apply_topics(self.catalog, self.bootstrap)
 
+    def start_ingress(self, port: int, **settings: str) -> subprocess.Popen[bytes]:
+        process = self._start(["ingress", "--port", str(port)], settings, "ingress")
+        wait_for_port(port, timeout=30)
+        return process
+
     def start_worker(self, **settings: str) -> subprocess.Popen[bytes]:
+        return self._start(["worker", "--loglevel", "warning"], settings, "worker")
+
+    def _start(
+        self, command: list[str], settings: dict[str, str], role: str
+    ) -> subprocess.Popen[bytes]:
         env = {
             **os.environ,
             "SUBLEDGER_KAFKA_BOOTSTRAP": self.bootstrap,
@@ -51,10 +62,10 @@ class Stack:
             "SUBLEDGER_APP_ID": f"subledger-{self.name}",
             **{f"SUBLEDGER_{k.upper()}": v for k, v in settings.items()},
         }
-        log = open(self.logs / f"worker-{self.name}-{len(self.workers)}.log", "wb")  # noqa: SIM115
+        log = open(self.logs / f"{role}-{self.name}-{len(self.workers)}.log", "wb")  # noqa: SIM115
         self._logs.append(log)
         process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "worker", "--loglevel", "warning"],
+            [sys.executable, "-m", "cli.main", *command],
             env=env,
             cwd=ROOT,
             stdout=log,
