@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     app_id: str = "subledger-processors"
     # Prefixed to every topic name: isolates a test run or a replay on a shared broker.
     topic_prefix: str = ""
-    batch_size: int = Field(default=1000, ge=1)
+    # Small enough that a batch of folds does not hold the event loop for long.
+    batch_size: int = Field(default=200, ge=1)
     batch_within_seconds: float = Field(default=0.05, gt=0)
     timer_interval_seconds: float = Field(default=0.5, gt=0)
     # App Store: the app's identity and the root certificates chains must lead to (DER).

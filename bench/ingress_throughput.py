@@ -1,0 +1,136 @@
+"""Verified App Store notifications per second into one ingress process, over loopback.
+
+    python -m bench.ingress_throughput [--notifications 20000] [--concurrency 64]
+
+Signs notifications with a test authority the ingress trusts, posts them as fast as
+`--concurrency` connections allow (accepted/s, p50, p99), then again at half that rate
+(p50, p99 under a steady load). Every response must be 200: a 2xx is only given after
+the broker acknowledged the write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import orjson
+
+from runtime.broker import EmbeddedBroker, free_port, wait_for_port
+from runtime.catalog import load_catalog
+from runtime.topics import apply_topics
+from tests.apple_notifications import APP_APPLE_ID, BUNDLE, notification, transaction
+from tests.apple_signing import SigningAuthority
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sign(ca: SigningAuthority, count: int) -> list[bytes]:
+    bodies = []
+    for i in range(count):
+        tx = transaction(
+            transactionId=f"t{i}",
+            originalTransactionId=f"o{i % 5000}",
+            appAccountToken=str(uuid.UUID(int=i % 5000 + 1)),
+        )
+        bodies.append(orjson.dumps({"signedPayload": notification(ca, "DID_RENEW", None, tx=tx)}))
+    return bodies
+
+
+async def post_all(
+    url: str, bodies: list[bytes], concurrency: int, rate: float | None
+) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    started = time.perf_counter()
+
+    async def client(http: httpx.AsyncClient, index: int) -> None:
+        sent = 0
+        while not queue.empty():
+            body = queue.get_nowait()
+            if rate is not None:  # each client paces its share of a steady rate
+                due = started + (sent * concurrency + index) / rate
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            t0 = time.perf_counter()
+            response = await http.post(
+                url, content=body, headers={"content-type": "application/json"}
+            )
+            latencies.append(time.perf_counter() - t0)
+            if response.status_code != 200:
+                raise RuntimeError(f"{response.status_code}: {response.text}")
+            sent += 1
+
+    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+        await asyncio.gather(*(client(http, i) for i in range(concurrency)))
+    return time.perf_counter() - started, latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--notifications", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args()
+    print(
+        f"$ python -m bench.ingress_throughput --notifications {args.notifications} "
+        f"--concurrency {args.concurrency}"
+    )
+    ca = SigningAuthority()
+    bodies = sign(ca, args.notifications)
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+        root = Path(tmp) / "root.der"
+        root.write_bytes(ca.root_der)
+        prefix = f"bench{os.getpid()}."
+        asyncio.run(apply_topics(load_catalog().with_prefix(prefix), broker.bootstrap))
+        port = free_port()
+        env = {
+            **os.environ,
+            "SUBLEDGER_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "SUBLEDGER_TOPIC_PREFIX": prefix,
+            "SUBLEDGER_APPLE_BUNDLE_ID": BUNDLE,
+            "SUBLEDGER_APPLE_APP_APPLE_ID": str(APP_APPLE_ID),
+            "SUBLEDGER_APPLE_ENVIRONMENT": "Production",
+            "SUBLEDGER_APPLE_ROOT_CERTIFICATES": f'["{root}"]',
+        }
+        server = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "ingress", "--port", str(port)], env=env, cwd=ROOT
+        )
+        try:
+            wait_for_port(port, timeout=30)
+            url = f"http://127.0.0.1:{port}/webhooks/app-store"
+            asyncio.run(post_all(url, bodies[:500], args.concurrency, None))  # warm-up
+            seconds, full = asyncio.run(post_all(url, bodies, args.concurrency, None))
+            top = len(bodies) / seconds
+            _, half = asyncio.run(
+                post_all(url, bodies[: len(bodies) // 2], args.concurrency, top / 2)
+            )
+        finally:
+            server.terminate()
+            server.wait(30)
+    print(f"\n{'load':28} {'accepted/s':>11} {'p50 ms':>8} {'p99 ms':>8}")
+    print(
+        f"{'as fast as possible':28} {top:11,.0f} {percentile(full, 50):8.1f} "
+        f"{percentile(full, 99):8.1f}"
+    )
+    print(
+        f"{'steady, half that rate':28} {top / 2:11,.0f} {percentile(half, 50):8.1f} "
+        f"{percentile(half, 99):8.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
