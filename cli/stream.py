@@ -106,6 +106,7 @@ def ingress(
     from ingress.app import Ingress, create_app, running
     from ingress.apple import AppleVerifier
     from ingress.publisher import KafkaPublisher
+    from ingress.stripe_webhook import StripeVerifier
 
     settings = Settings()
     catalog = _catalog(settings)
@@ -115,6 +116,8 @@ def ingress(
         apple = AppleVerifier(
             roots, settings.apple_environment, settings.apple_bundle_id, settings.apple_app_apple_id
         )
+    secrets = [s.get_secret_value() for s in settings.stripe_webhook_secrets]
+    stripe = StripeVerifier(secrets) if secrets else None
     with ExitStack() as stack:
         bootstrap = settings.kafka_bootstrap
         if bootstrap is None:
@@ -122,7 +125,9 @@ def ingress(
             typer.echo(f"embedded broker: KAFKA_BOOTSTRAP={bootstrap}", err=True)
         _apply(catalog, bootstrap)
         publisher = KafkaPublisher(bootstrap, settings.broker_flavor)
-        app = create_app(Ingress(catalog, publisher, apple), lifespan=lambda _: running(publisher))
+        app = create_app(
+            Ingress(catalog, publisher, apple, stripe), lifespan=lambda _: running(publisher)
+        )
         uvicorn.run(
             app,
             host=host or settings.ingress_host,

@@ -17,6 +17,7 @@ from prometheus_client import Counter, Histogram
 from ingress.apple import AppleVerifier
 from ingress.errors import BrokerUnavailableError, IngressError
 from ingress.publisher import Publisher
+from ingress.stripe_webhook import StripeVerifier, subscription_of
 from processors.normalize.apple import NOT_FOLDED as APPLE_NOT_FOLDED
 from runtime.catalog import Catalog
 from schemas.enums import Store
@@ -39,6 +40,7 @@ class Ingress:
     catalog: Catalog
     publisher: Publisher
     apple: AppleVerifier | None = None
+    stripe: StripeVerifier | None = None
 
 
 def create_app(ingress: Ingress, lifespan: Any = None) -> FastAPI:
@@ -100,6 +102,37 @@ def create_app(ingress: Ingress, lifespan: Any = None) -> FastAPI:
         if kind in APPLE_NOT_FOLDED:
             UNFOLDED.labels(Store.APP_STORE.value, kind).inc()
         LATENCY.labels(Store.APP_STORE.value).observe((datetime.now(UTC) - started).total_seconds())
+        return {"status": "accepted"}
+
+    @app.post("/webhooks/stripe")
+    async def stripe_webhook(request: Request) -> dict[str, str]:
+        started = datetime.now(UTC)
+        body = await request.body()
+        if ingress.stripe is None:
+            raise IngressError(
+                503,
+                "store_not_configured",
+                "non_field_errors",
+                "Stripe webhooks are not configured",
+            )
+        event = ingress.stripe.verify(body, request.headers.get("stripe-signature"))
+        subscription = subscription_of(event)
+        key = f"{Store.STRIPE.value}:{subscription or '-' + event['id']}"
+        await _keep(
+            ingress,
+            "raw_stripe",
+            key,
+            RawNotification(
+                store=Store.STRIPE,
+                dedupe_key=event["id"],
+                received_at=started,
+                body=body.decode(),
+                payload=event,
+            ),
+        )
+        # No Stripe normalizer yet: every event is kept for one to replay.
+        UNFOLDED.labels(Store.STRIPE.value, str(event.get("type"))).inc()
+        LATENCY.labels(Store.STRIPE.value).observe((datetime.now(UTC) - started).total_seconds())
         return {"status": "accepted"}
 
     return app

@@ -6,7 +6,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from processors.core.config import FoldConfig
@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     apple_app_apple_id: int | None = None
     apple_environment: Literal["Production", "Sandbox", "Xcode", "LocalTesting"] = "Production"
     apple_root_certificates: tuple[Path, ...] = ()
+    # Stripe webhook signing secrets (whsec_...); two while one is rotated.
+    stripe_webhook_secrets: tuple[SecretStr, ...] = ()
     ingress_host: str = "127.0.0.1"
     ingress_port: int = 8080
     # USD rates (units per dollar, JSON); the shipped table when unset.
