@@ -17,8 +17,10 @@ from prometheus_client import Counter, Histogram
 from ingress.apple import AppleVerifier
 from ingress.errors import BrokerUnavailableError, IngressError
 from ingress.publisher import Publisher
-from ingress.stripe_webhook import StripeVerifier, subscription_of
+from ingress.stripe_webhook import StripeVerifier
 from processors.normalize.apple import NOT_FOLDED as APPLE_NOT_FOLDED
+from processors.normalize.stripe import FOLDED as STRIPE_FOLDED
+from processors.normalize.stripe import subscription_of
 from runtime.catalog import Catalog
 from schemas.enums import Store
 from schemas.raw import RawNotification
@@ -130,8 +132,8 @@ def create_app(ingress: Ingress, lifespan: Any = None) -> FastAPI:
                 payload=event,
             ),
         )
-        # No Stripe normalizer yet: every event is kept for one to replay.
-        UNFOLDED.labels(Store.STRIPE.value, str(event.get("type"))).inc()
+        if event.get("type") not in STRIPE_FOLDED:
+            UNFOLDED.labels(Store.STRIPE.value, str(event.get("type"))).inc()
         LATENCY.labels(Store.STRIPE.value).observe((datetime.now(UTC) - started).total_seconds())
         return {"status": "accepted"}
 

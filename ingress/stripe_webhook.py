@@ -49,18 +49,3 @@ class StripeVerifier:
         if not isinstance(event, dict) or not str(event.get("id", "")).startswith("evt_"):
             raise IngressError(400, "validation_error", "id", "a Stripe event needs an evt_ id")
         return event
-
-
-def subscription_of(event: dict[str, Any]) -> str | None:
-    """The subscription a Stripe event is about: the chain it belongs to."""
-    obj = (event.get("data") or {}).get("object") or {}
-    if obj.get("object") == "subscription":
-        return str(obj.get("id"))
-    found = obj.get("subscription") or (
-        (obj.get("parent") or {}).get("subscription_details") or {}
-    ).get("subscription")
-    if isinstance(found, dict):
-        found = found.get("id")
-    if not found:
-        found = (obj.get("metadata") or {}).get("subscription")
-    return str(found) if found else None

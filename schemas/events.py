@@ -118,6 +118,8 @@ class StoreEvent(Frozen):
     profile: ProfileRef | None = None
     transaction: TransactionInfo | None = None
     renewal: RenewalInfo | None = None
+    # The store ended access now, whatever period was running (Stripe immediate cancel).
+    terminated_at: Instant | None = None
 
     @model_validator(mode="before")
     @classmethod

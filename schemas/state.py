@@ -45,6 +45,14 @@ class DeferralObs(Frozen):
     expires_at: Instant
 
 
+class TerminationObs(Frozen):
+    """The store ended access at an instant, before the period's expiry (no refund)."""
+
+    signed_at: Instant
+    event_id: str
+    ended_at: Instant
+
+
 class Claim(Frozen):
     """A profile's relation to a chain, as of an instant."""
 
@@ -63,6 +71,7 @@ class ChainState(Frozen):
     transactions: dict[str, TransactionFact] = {}
     renewals: tuple[RenewalObs, ...] = ()
     deferrals: tuple[DeferralObs, ...] = ()
+    terminations: tuple[TerminationObs, ...] = ()
     claims: tuple[Claim, ...] = ()
     # Profiles known to have a customer user id (grow-only: identity is never withdrawn).
     identified: frozenset[UUID] = frozenset()

@@ -174,6 +174,13 @@ class Chain:
             E.SUBSCRIPTION_PAUSED, at, renewal=RenewalInfo(paused=True, auto_resume_at=resume_at)
         )
 
+    def terminated(self, at: datetime) -> StoreEvent:
+        """The store ends access now (Stripe cancels a subscription at once)."""
+        event = self.event(E.SUBSCRIPTION_EXPIRED, at, renewal=RenewalInfo(auto_renew=False))
+        return event.model_copy(
+            update={"terminated_at": at, "transaction": None, "transaction_id": None}
+        )
+
     def deferred(self, tid: str, at: datetime, new_end: datetime) -> StoreEvent:
         tx = self.transactions[tid].model_copy(update={"expires_at": new_end})
         self.transactions[tid] = tx

@@ -28,10 +28,11 @@ from schemas.state import (
     DeferralObs,
     RenewalObs,
     RevocationObs,
+    TerminationObs,
     TransactionFact,
 )
 
-_Obs = TypeVar("_Obs", RenewalObs, DeferralObs, RevocationObs)
+_Obs = TypeVar("_Obs", RenewalObs, DeferralObs, RevocationObs, TerminationObs)
 
 
 def _union(left: Iterable[_Obs], right: Iterable[_Obs]) -> tuple[_Obs, ...]:
@@ -71,6 +72,7 @@ def merge_chains(left: ChainState, right: ChainState) -> ChainState:
             "transactions": transactions,
             "renewals": _union(left.renewals, right.renewals),
             "deferrals": _union(left.deferrals, right.deferrals),
+            "terminations": _union(left.terminations, right.terminations),
             "claims": _union_claims(left.claims, right.claims),
             "identified": left.identified | right.identified,
             "seen": left.seen | right.seen,
@@ -127,6 +129,13 @@ def facts_of(event: StoreEvent, profile_id: UUID | None) -> ChainState:
                     expires_at=tx.expires_at,
                 ),
             )
+    terminations: tuple[TerminationObs, ...] = ()
+    if event.terminated_at is not None:
+        terminations = (
+            TerminationObs(
+                signed_at=event.signed_at, event_id=event.event_id, ended_at=event.terminated_at
+            ),
+        )
     renewals: tuple[RenewalObs, ...] = ()
     if event.renewal is not None:
         renewals = (
@@ -147,6 +156,7 @@ def facts_of(event: StoreEvent, profile_id: UUID | None) -> ChainState:
             "transactions": transactions,
             "renewals": renewals,
             "deferrals": deferrals,
+            "terminations": terminations,
             "claims": claims,
             "seen": frozenset({event.event_id}),
         }

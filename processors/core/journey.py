@@ -167,7 +167,11 @@ def _end_items(chain: ChainState, chain_periods: tuple[Period, ...], now: dateti
             kind, reason = E.SUBSCRIPTION_PAUSED, None
         elif renewal is not None and renewal.info.cancellation_reason is not None:
             reason = renewal.info.cancellation_reason
-        elif tx.ended_at is not None or (renewal is not None and not renewal.info.auto_renew):
+        elif (
+            tx.ended_at is not None
+            or (tx.expires_at is not None and end < tx.expires_at)
+            or (renewal is not None and not renewal.info.auto_renew)
+        ):
             reason = R.VOLUNTARILY_CANCELLED
         else:
             reason = R.UNKNOWN

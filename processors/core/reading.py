@@ -109,7 +109,9 @@ def _periods(chain: ChainState, config: FoldConfig) -> tuple[Period, ...]:
         tx = fact.info
         assert tx.expires_at is not None  # guaranteed by TransactionInfo for subscriptions
         expires = max(tx.expires_at, deferred.get(tx.transaction_id, tx.expires_at))
-        end = min(t for t in (expires, tx.revoked_at, tx.ended_at) if t is not None)
+        # A termination cuts the period it falls in; a later period starts afresh.
+        cut = [t.ended_at for t in chain.terminations if tx.purchased_at <= t.ended_at < expires]
+        end = min(t for t in (expires, tx.revoked_at, tx.ended_at, *cut) if t is not None)
         end = max(end, tx.purchased_at)
         after_first_year = paid_service >= config.reduced_rate_after
         rate = _rate(config, config.small_business or after_first_year)

@@ -77,6 +77,24 @@ def test_stripe_immediate_cancel_ends_everything_at_one_instant() -> None:
     assert {e.event_datetime for e in events_of(ledger)[-3:]} == {day(10)}
 
 
+def test_termination_cuts_the_running_period_but_not_a_later_one() -> None:
+    chain = Chain(store=Store.STRIPE, otid="sub_2")
+    inputs = [chain.buy("in_1", day(0), day(30)), chain.terminated(day(10))]
+    ledger = run(inputs, day(11))
+    assert story(ledger) == [
+        "subscription_started",
+        ALU,
+        "subscription_renewal_cancelled",
+        "subscription_expired",
+        ALU,
+    ]
+    assert events_of(ledger)[-2].cancellation_reason is R.VOLUNTARILY_CANCELLED
+    assert labels(ledger, day(11)) == ("subscription_cancelled", "churned")
+    ledger.submit(chain.buy("in_2", day(40), day(70)))
+    assert labels(ledger, day(41)) == ("subscribed", "active_subscriber")
+    assert ledger.view(chain.profile, day(41)).access_levels[0].expires_at == day(70)
+
+
 def test_repurchase_after_expiry_in_the_same_chain_is_a_renewal(chain: Chain) -> None:
     inputs = [
         chain.buy("t1", day(0), day(30)),

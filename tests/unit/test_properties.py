@@ -62,6 +62,8 @@ def histories(draw: st.DrawFn) -> tuple[Chain, list[StoreEvent]]:
             events.append(chain.billing_issue(at, grace_until=at + timedelta(days=6)))
         elif action == "pause":
             events.append(chain.paused(at))
+        elif action == "terminate":
+            events.append(chain.terminated(at))
         elif action == "refund" and (live := [x for x in bought if x.revoked_at is None]):
             events.append(chain.refund(draw(st.sampled_from(live)).transaction_id, at))
         elif action == "reverse" and (gone := [x for x in bought if x.revoked_at is not None]):
