@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 from contextlib import ExitStack
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,9 @@ from runtime.broker import BrokerError, EmbeddedBroker
 from runtime.catalog import Catalog, CatalogError, load_catalog
 from runtime.settings import Settings
 from runtime.topics import TopicMismatchError, apply_topics
+
+if TYPE_CHECKING:
+    from ingress.app import GooglePlay
 
 topics_app = typer.Typer(help="The topics of topics.yaml.", no_args_is_help=True)
 
@@ -116,6 +119,7 @@ def ingress(
         apple = AppleVerifier(
             roots, settings.apple_environment, settings.apple_bundle_id, settings.apple_app_apple_id
         )
+    google = _google_play(settings)
     secrets = [s.get_secret_value() for s in settings.stripe_webhook_secrets]
     stripe = StripeVerifier(secrets) if secrets else None
     with ExitStack() as stack:
@@ -126,7 +130,8 @@ def ingress(
         _apply(catalog, bootstrap)
         publisher = KafkaPublisher(bootstrap, settings.broker_flavor)
         app = create_app(
-            Ingress(catalog, publisher, apple, stripe), lifespan=lambda _: running(publisher)
+            Ingress(catalog, publisher, apple, stripe, google),
+            lifespan=lambda _: running(publisher),
         )
         uvicorn.run(
             app,
@@ -135,3 +140,38 @@ def ingress(
             log_level="warning",
             access_log=False,
         )
+
+
+def _google_play(settings: Settings) -> GooglePlay | None:
+    """The Google Play endpoint's parts, when a package is configured."""
+    from ingress.app import GooglePlay
+    from ingress.google_play import GoogleCerts, GooglePlayClient, OidcAuth, SharedSecretAuth
+
+    package = settings.google_play_package
+    if package is None:
+        return None
+    if settings.google_push_secret is not None:
+        auth: SharedSecretAuth | OidcAuth = SharedSecretAuth(
+            settings.google_push_secret.get_secret_value()
+        )
+    elif settings.google_push_audience:
+        auth = OidcAuth(
+            settings.google_push_audience, settings.google_push_service_account, GoogleCerts()
+        )
+    else:
+        typer.echo(
+            "error: set SUBLEDGER_GOOGLE_PUSH_SECRET or SUBLEDGER_GOOGLE_PUSH_AUDIENCE", err=True
+        )
+        raise typer.Exit(code=2)
+    if settings.google_service_account_file is None:
+        typer.echo(
+            "error: SUBLEDGER_GOOGLE_SERVICE_ACCOUNT_FILE is needed to fetch purchases", err=True
+        )
+        raise typer.Exit(code=2)
+    from google.oauth2 import service_account
+
+    credentials = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
+        str(settings.google_service_account_file),
+        scopes=["https://www.googleapis.com/auth/androidpublisher"],
+    )
+    return GooglePlay(package, auth, GooglePlayClient(credentials))

@@ -13,9 +13,11 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
+from starlette.concurrency import run_in_threadpool
 
 from ingress.apple import AppleVerifier
 from ingress.errors import BrokerUnavailableError, IngressError
+from ingress.google_play import PlayClient, PushAuth, decode_push, purchase_token
 from ingress.publisher import Publisher
 from ingress.stripe_webhook import StripeVerifier
 from processors.normalize.apple import NOT_FOLDED as APPLE_NOT_FOLDED
@@ -38,11 +40,19 @@ LATENCY = Histogram("subledger_ingress_seconds", "Request to broker acknowledgem
 
 
 @dataclass
+class GooglePlay:
+    package: str
+    auth: PushAuth
+    client: PlayClient
+
+
+@dataclass
 class Ingress:
     catalog: Catalog
     publisher: Publisher
     apple: AppleVerifier | None = None
     stripe: StripeVerifier | None = None
+    google: GooglePlay | None = None
 
 
 def create_app(ingress: Ingress, lifespan: Any = None) -> FastAPI:
@@ -137,7 +147,85 @@ def create_app(ingress: Ingress, lifespan: Any = None) -> FastAPI:
         LATENCY.labels(Store.STRIPE.value).observe((datetime.now(UTC) - started).total_seconds())
         return {"status": "accepted"}
 
+    @app.post("/webhooks/google-play")
+    async def google_play(request: Request) -> dict[str, str]:
+        started = datetime.now(UTC)
+        google = ingress.google
+        if google is None:
+            raise IngressError(
+                503,
+                "store_not_configured",
+                "non_field_errors",
+                "Google Play notifications are not configured",
+            )
+        google.auth.check(request.headers.get("authorization"), request.query_params.get("token"))
+        body = await request.body()
+        envelope = _json(body)
+        message_id, notification = decode_push(envelope, google.package)
+        token = purchase_token(notification)
+        fetched = await _fetch(google, notification, token)
+        linked = ((fetched or {}).get("subscription") or {}).get("linkedPurchaseToken")
+        key = f"{Store.PLAY_STORE.value}:{linked or token or '-' + message_id}"
+        message = envelope["message"]
+        await _keep(
+            ingress,
+            "raw_play_store",
+            key,
+            RawNotification(
+                store=Store.PLAY_STORE,
+                dedupe_key=message_id,
+                received_at=started,
+                body=body.decode(),
+                fetched=fetched,
+                payload={
+                    "message_id": message_id,
+                    "publish_time": message.get("publishTime"),
+                    "notification": notification,
+                },
+            ),
+        )
+        # No Play normalizer yet: every notification is kept for one to replay.
+        UNFOLDED.labels(Store.PLAY_STORE.value, _play_kind(notification)).inc()
+        LATENCY.labels(Store.PLAY_STORE.value).observe(
+            (datetime.now(UTC) - started).total_seconds()
+        )
+        return {"status": "accepted"}
+
     return app
+
+
+async def _fetch(
+    google: GooglePlay, notification: dict[str, Any], token: str | None
+) -> dict[str, Any] | None:
+    """The purchase's state from the Play Developer API, off the event loop."""
+    if token is None or "voidedPurchaseNotification" in notification:
+        return None
+    subscription = "subscriptionNotification" in notification
+    call = google.client.subscription if subscription else google.client.product
+    try:
+        state = await run_in_threadpool(call, google.package, token)
+    except Exception as error:
+        # The store's API is out of reach: refuse, so that Pub/Sub delivers it again.
+        log.warning("Play Developer API failed for %s: %r", token, error)
+        raise IngressError(
+            503,
+            "store_api_unavailable",
+            "non_field_errors",
+            "the purchase state could not be fetched; retry later",
+        ) from error
+    return {"subscription" if subscription else "product": state}
+
+
+def _play_kind(notification: dict[str, Any]) -> str:
+    for kind in (
+        "subscriptionNotification",
+        "oneTimeProductNotification",
+        "voidedPurchaseNotification",
+        "testNotification",
+    ):
+        if kind in notification:
+            return kind
+    return "unknown"
 
 
 async def _keep(ingress: Ingress, topic_id: str, key: str, raw: RawNotification) -> None:

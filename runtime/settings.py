@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     apple_root_certificates: tuple[Path, ...] = ()
     # Stripe webhook signing secrets (whsec_...); two while one is rotated.
     stripe_webhook_secrets: tuple[SecretStr, ...] = ()
+    # Google Play: the app's package; the push is authenticated by a shared secret in the
+    # push URL (`?token=`) or else by its OIDC token for this audience and account.
+    google_play_package: str | None = None
+    google_push_secret: SecretStr | None = None
+    google_push_audience: str | None = None
+    google_push_service_account: str | None = None
+    # Service-account key (JSON) for the Play Developer API.
+    google_service_account_file: Path | None = None
     ingress_host: str = "127.0.0.1"
     ingress_port: int = 8080
     # USD rates (units per dollar, JSON); the shipped table when unset.
