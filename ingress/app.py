@@ -79,12 +79,7 @@ def create_app(ingress: Ingress, lifespan: Any = None) -> FastAPI:
         started = datetime.now(UTC)
         body = await request.body()
         if ingress.apple is None:
-            raise IngressError(
-                503,
-                "store_not_configured",
-                "non_field_errors",
-                "App Store notifications are not configured",
-            )
+            raise _not_configured("App Store")
         signed = _field(_json(body), "signedPayload")
         payload = ingress.apple.verify(signed)
         uuid = payload.get("notificationUUID")
@@ -113,7 +108,6 @@ def create_app(ingress: Ingress, lifespan: Any = None) -> FastAPI:
         kind = payload.get("notificationType")
         if kind in APPLE_NOT_FOLDED:
             UNFOLDED.labels(Store.APP_STORE.value, kind).inc()
-        LATENCY.labels(Store.APP_STORE.value).observe((datetime.now(UTC) - started).total_seconds())
         return {"status": "accepted"}
 
     @app.post("/webhooks/stripe")
@@ -121,12 +115,7 @@ def create_app(ingress: Ingress, lifespan: Any = None) -> FastAPI:
         started = datetime.now(UTC)
         body = await request.body()
         if ingress.stripe is None:
-            raise IngressError(
-                503,
-                "store_not_configured",
-                "non_field_errors",
-                "Stripe webhooks are not configured",
-            )
+            raise _not_configured("Stripe")
         event = ingress.stripe.verify(body, request.headers.get("stripe-signature"))
         subscription = subscription_of(event)
         key = f"{Store.STRIPE.value}:{subscription or '-' + event['id']}"
@@ -144,7 +133,6 @@ def create_app(ingress: Ingress, lifespan: Any = None) -> FastAPI:
         )
         if event.get("type") not in STRIPE_FOLDED:
             UNFOLDED.labels(Store.STRIPE.value, str(event.get("type"))).inc()
-        LATENCY.labels(Store.STRIPE.value).observe((datetime.now(UTC) - started).total_seconds())
         return {"status": "accepted"}
 
     @app.post("/webhooks/google-play")
@@ -152,12 +140,7 @@ def create_app(ingress: Ingress, lifespan: Any = None) -> FastAPI:
         started = datetime.now(UTC)
         google = ingress.google
         if google is None:
-            raise IngressError(
-                503,
-                "store_not_configured",
-                "non_field_errors",
-                "Google Play notifications are not configured",
-            )
+            raise _not_configured("Google Play")
         google.auth.check(request.headers.get("authorization"), request.query_params.get("token"))
         body = await request.body()
         envelope = _json(body)
@@ -186,9 +169,6 @@ def create_app(ingress: Ingress, lifespan: Any = None) -> FastAPI:
         )
         # No Play normalizer yet: every notification is kept for one to replay.
         UNFOLDED.labels(Store.PLAY_STORE.value, _play_kind(notification)).inc()
-        LATENCY.labels(Store.PLAY_STORE.value).observe(
-            (datetime.now(UTC) - started).total_seconds()
-        )
         return {"status": "accepted"}
 
     return app
@@ -229,10 +209,18 @@ def _play_kind(notification: dict[str, Any]) -> str:
 
 
 async def _keep(ingress: Ingress, topic_id: str, key: str, raw: RawNotification) -> None:
+    """Publish and wait for the broker's acknowledgement; only then is it accepted."""
     await ingress.publisher.publish(
         ingress.catalog[topic_id].name, key.encode(), raw.model_dump_json().encode()
     )
     ACCEPTED.labels(raw.store.value).inc()
+    LATENCY.labels(raw.store.value).observe((datetime.now(UTC) - raw.received_at).total_seconds())
+
+
+def _not_configured(store: str) -> IngressError:
+    return IngressError(
+        503, "store_not_configured", "non_field_errors", f"{store} notifications are not configured"
+    )
 
 
 def _json(body: bytes) -> Any:
