@@ -83,6 +83,28 @@ class RenewalInfo(Frozen):
     auto_resume_at: Instant | None = None
 
 
+class TransactionPatch(Frozen):
+    """A change to one known transaction, without restating it (the store gave no more).
+
+    `revoked` True refunds it at `revoked_at`, False reverses a refund; `expires_at`
+    extends it (a deferral). Newer store statements win, patch or full version alike.
+    """
+
+    transaction_id: str = Field(min_length=1)
+    revoked: bool | None = None
+    revoked_at: Instant | None = None
+    revocation_reason: CancellationReason | None = None
+    expires_at: Instant | None = None
+
+    @model_validator(mode="after")
+    def _says_something(self) -> Self:
+        if self.revoked is None and self.expires_at is None:
+            raise ValueError("a patch revokes, reverses or extends a transaction")
+        if self.revoked and self.revoked_at is None:
+            raise ValueError("a revocation needs revoked_at")
+        return self
+
+
 class ProfileRef(Frozen):
     """Who a store event names as its buyer (appAccountToken, obfuscated account id, metadata)."""
 
@@ -120,6 +142,7 @@ class StoreEvent(Frozen):
     renewal: RenewalInfo | None = None
     # The store ended access now, whatever period was running (Stripe immediate cancel).
     terminated_at: Instant | None = None
+    patch: TransactionPatch | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -24,6 +24,16 @@ class RevocationObs(Frozen):
     reason: CancellationReason | None = None
 
 
+class RevocationPatchObs(Frozen):
+    """A refund or its reversal stated for a transaction by id alone."""
+
+    signed_at: Instant
+    event_id: str
+    transaction_id: str
+    revoked_at: Instant | None
+    reason: CancellationReason | None = None
+
+
 class TransactionFact(Frozen):
     info: TransactionInfo
     # Version of `info`: the newest store signed time wins, the event id breaks ties.
@@ -72,6 +82,7 @@ class ChainState(Frozen):
     renewals: tuple[RenewalObs, ...] = ()
     deferrals: tuple[DeferralObs, ...] = ()
     terminations: tuple[TerminationObs, ...] = ()
+    revocation_patches: tuple[RevocationPatchObs, ...] = ()
     claims: tuple[Claim, ...] = ()
     # Profiles known to have a customer user id (grow-only: identity is never withdrawn).
     identified: frozenset[UUID] = frozenset()

@@ -17,7 +17,14 @@ from schemas.enums import (
     OfferType,
     Store,
 )
-from schemas.events import Offer, ProfileRef, RenewalInfo, StoreEvent, TransactionInfo
+from schemas.events import (
+    Offer,
+    ProfileRef,
+    RenewalInfo,
+    StoreEvent,
+    TransactionInfo,
+    TransactionPatch,
+)
 
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
 ALICE = UUID("00000000-0000-4000-8000-00000000a11c")
@@ -179,6 +186,40 @@ class Chain:
         event = self.event(E.SUBSCRIPTION_EXPIRED, at, renewal=RenewalInfo(auto_renew=False))
         return event.model_copy(
             update={"terminated_at": at, "transaction": None, "transaction_id": None}
+        )
+
+    def patched(self, at: datetime, patch: TransactionPatch, kind: EventType) -> StoreEvent:
+        """A store event that names a transaction by id only (Google Play's revocations)."""
+        event = self.event(kind, at)
+        return event.model_copy(
+            update={
+                "transaction": None,
+                "renewal": None,
+                "patch": patch,
+                "transaction_id": patch.transaction_id,
+            }
+        )
+
+    def refund_by_id(self, tid: str, at: datetime) -> StoreEvent:
+        self.transactions[tid] = self.transactions[tid].model_copy(
+            update={"revoked_at": at, "revocation_reason": R.REFUND}
+        )
+        patch = TransactionPatch(
+            transaction_id=tid, revoked=True, revoked_at=at, revocation_reason=R.REFUND
+        )
+        return self.patched(at, patch, E.SUBSCRIPTION_REFUNDED)
+
+    def reversal_by_id(self, tid: str, at: datetime) -> StoreEvent:
+        self.transactions[tid] = self.transactions[tid].model_copy(
+            update={"revoked_at": None, "revocation_reason": None}
+        )
+        return self.patched(
+            at, TransactionPatch(transaction_id=tid, revoked=False), E.REFUND_REVERSED
+        )
+
+    def extended_by_id(self, tid: str, at: datetime, new_end: datetime) -> StoreEvent:
+        return self.patched(
+            at, TransactionPatch(transaction_id=tid, expires_at=new_end), E.SUBSCRIPTION_DEFERRED
         )
 
     def deferred(self, tid: str, at: datetime, new_end: datetime) -> StoreEvent:

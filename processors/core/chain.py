@@ -28,11 +28,12 @@ from schemas.state import (
     DeferralObs,
     RenewalObs,
     RevocationObs,
+    RevocationPatchObs,
     TerminationObs,
     TransactionFact,
 )
 
-_Obs = TypeVar("_Obs", RenewalObs, DeferralObs, RevocationObs, TerminationObs)
+_Obs = TypeVar("_Obs", RenewalObs, DeferralObs, RevocationObs, TerminationObs, RevocationPatchObs)
 
 
 def _union(left: Iterable[_Obs], right: Iterable[_Obs]) -> tuple[_Obs, ...]:
@@ -73,6 +74,7 @@ def merge_chains(left: ChainState, right: ChainState) -> ChainState:
             "renewals": _union(left.renewals, right.renewals),
             "deferrals": _union(left.deferrals, right.deferrals),
             "terminations": _union(left.terminations, right.terminations),
+            "revocation_patches": _union(left.revocation_patches, right.revocation_patches),
             "claims": _union_claims(left.claims, right.claims),
             "identified": left.identified | right.identified,
             "seen": left.seen | right.seen,
@@ -129,6 +131,27 @@ def facts_of(event: StoreEvent, profile_id: UUID | None) -> ChainState:
                     expires_at=tx.expires_at,
                 ),
             )
+    patch = event.patch
+    revocation_patches: tuple[RevocationPatchObs, ...] = ()
+    if patch is not None and patch.revoked is not None:
+        revocation_patches = (
+            RevocationPatchObs(
+                signed_at=event.signed_at,
+                event_id=event.event_id,
+                transaction_id=patch.transaction_id,
+                revoked_at=patch.revoked_at if patch.revoked else None,
+                reason=patch.revocation_reason,
+            ),
+        )
+    if patch is not None and patch.expires_at is not None:
+        deferrals += (
+            DeferralObs(
+                signed_at=event.signed_at,
+                event_id=event.event_id,
+                transaction_id=patch.transaction_id,
+                expires_at=patch.expires_at,
+            ),
+        )
     terminations: tuple[TerminationObs, ...] = ()
     if event.terminated_at is not None:
         terminations = (
@@ -157,6 +180,7 @@ def facts_of(event: StoreEvent, profile_id: UUID | None) -> ChainState:
             "renewals": renewals,
             "deferrals": deferrals,
             "terminations": terminations,
+            "revocation_patches": revocation_patches,
             "claims": claims,
             "seen": frozenset({event.event_id}),
         }

@@ -17,7 +17,7 @@ from processors.core.config import FoldConfig
 from processors.core.reading import Period, periods, purchases
 from schemas.enums import CancellationReason, EventType
 from schemas.events import TransactionInfo
-from schemas.state import ChainState, RenewalObs, TransactionFact
+from schemas.state import ChainState, RenewalObs, RevocationObs, TransactionFact
 
 E = EventType
 R = CancellationReason
@@ -304,18 +304,28 @@ def _deferral_items(chain: ChainState) -> list[Item]:
 def _refund_items(chain: ChainState) -> list[Item]:
     items: list[Item] = []
     for fact in chain.transactions.values():
-        items.extend(_refunds_of(fact))
+        items.extend(_refunds_of(fact, chain))
     return items
 
 
-def _refunds_of(fact: TransactionFact) -> list[Item]:
+def _refunds_of(fact: TransactionFact, chain: ChainState) -> list[Item]:
     tx = fact.info
+    statements = [
+        *fact.revocations,
+        *(
+            RevocationObs(
+                signed_at=p.signed_at, event_id=p.event_id, revoked_at=p.revoked_at, reason=p.reason
+            )
+            for p in chain.revocation_patches
+            if p.transaction_id == tx.transaction_id
+        ),
+    ]
     refunded_kind = (
         E.SUBSCRIPTION_REFUNDED if tx.is_subscription else (E.NON_SUBSCRIPTION_PURCHASE_REFUNDED)
     )
     items: list[Item] = []
     refunded = False
-    for obs in fact.revocations:
+    for obs in sorted(statements, key=lambda o: (o.signed_at, o.event_id)):
         if obs.revoked_at is not None and not refunded:
             reason = obs.reason or (R.UPGRADED if tx.is_upgraded else R.REFUND)
             items.append(

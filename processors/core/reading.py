@@ -19,6 +19,8 @@ class Period:
     """One subscription transaction as it bears on access and money."""
 
     fact: TransactionFact
+    # The transaction as the newest store statements make it (patches applied).
+    tx: TransactionInfo
     start: datetime
     # When its access ends: expiry (deferrals included), refund or early end, whichever first.
     end: datetime
@@ -26,12 +28,8 @@ class Period:
     rate_after_first_year: bool
 
     @property
-    def tx(self) -> TransactionInfo:
-        return self.fact.info
-
-    @property
     def refunded(self) -> bool:
-        return self.fact.info.revoked_at is not None
+        return self.tx.revoked_at is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +37,8 @@ class Purchase:
     """A one-time purchase."""
 
     fact: TransactionFact
+    tx: TransactionInfo
     proceeds_usd: Decimal
-
-    @property
-    def tx(self) -> TransactionInfo:
-        return self.fact.info
 
 
 class Phase(Enum):
@@ -106,7 +101,7 @@ def _periods(chain: ChainState, config: FoldConfig) -> tuple[Period, ...]:
     paid_service = timedelta(0)
     out: list[Period] = []
     for fact in subscriptions:
-        tx = fact.info
+        tx = effective(fact, chain)
         assert tx.expires_at is not None  # guaranteed by TransactionInfo for subscriptions
         expires = max(tx.expires_at, deferred.get(tx.transaction_id, tx.expires_at))
         # A termination cuts the period it falls in; a later period starts afresh.
@@ -115,7 +110,9 @@ def _periods(chain: ChainState, config: FoldConfig) -> tuple[Period, ...]:
         end = max(end, tx.purchased_at)
         after_first_year = paid_service >= config.reduced_rate_after
         rate = _rate(config, config.small_business or after_first_year)
-        out.append(Period(fact, tx.purchased_at, end, tx.price_usd * (1 - rate), after_first_year))
+        out.append(
+            Period(fact, tx, tx.purchased_at, end, tx.price_usd * (1 - rate), after_first_year)
+        )
         if not tx.is_trial and tx.revoked_at is None:
             paid_service += end - tx.purchased_at
     return tuple(out)
@@ -136,7 +133,25 @@ def _purchases(chain: ChainState, config: FoldConfig) -> tuple[Purchase, ...]:
         (f for f in chain.transactions.values() if not f.info.is_subscription),
         key=lambda f: (f.info.purchased_at, f.info.transaction_id),
     )
-    return tuple(Purchase(f, f.info.price_usd * (1 - rate)) for f in ones)
+    return tuple(
+        Purchase(f, tx, tx.price_usd * (1 - rate)) for f in ones for tx in (effective(f, chain),)
+    )
+
+
+def effective(fact: TransactionFact, chain: ChainState) -> TransactionInfo:
+    """The transaction with newer refund statements made by id alone applied to it."""
+    patches = [
+        p
+        for p in chain.revocation_patches
+        if p.transaction_id == fact.info.transaction_id
+        and (p.signed_at, p.event_id) > (fact.signed_at, fact.event_id)
+    ]
+    if not patches:
+        return fact.info
+    newest = max(patches, key=lambda p: (p.signed_at, p.event_id))
+    return fact.info.model_copy(
+        update={"revoked_at": newest.revoked_at, "revocation_reason": newest.reason}
+    )
 
 
 def renewal_at(chain: ChainState, at: datetime) -> RenewalObs | None:

@@ -325,6 +325,38 @@ def test_refund_reversal_restores_access_and_revenue(chain: Chain) -> None:
     assert labels(ledger, day(9)) == ("subscribed", "active_subscriber")
 
 
+def test_a_refund_by_transaction_id_alone_revokes_and_its_reversal_restores(
+    chain: Chain,
+) -> None:
+    inputs = [chain.buy("t1", day(0), day(30)), chain.refund_by_id("t1", day(5))]
+    ledger = run(inputs, day(6))
+    assert [t for t in story(ledger) if t != ALU] == [
+        "subscription_started",
+        "subscription_refunded",
+        "subscription_expired",
+    ]
+    assert ledger.view(chain.profile, day(6)).revenue.total_revenue_usd == 0
+    ledger.submit(chain.reversal_by_id("t1", day(7)))
+    assert story(ledger)[-2] == "refund_reversed"
+    assert labels(ledger, day(8)) == ("subscribed", "active_subscriber")
+
+
+def test_an_extension_by_transaction_id_moves_the_expiry(chain: Chain) -> None:
+    ledger = run(
+        [chain.buy("t1", day(0), day(30)), chain.extended_by_id("t1", day(20), day(45))], day(40)
+    )
+    assert ledger.view(chain.profile, day(40)).access_levels[0].expires_at == day(45)
+    assert "subscription_deferred" in story(ledger)
+
+
+def test_a_patch_older_than_the_full_version_loses() -> None:
+    chain = Chain()
+    buy = chain.buy("t1", day(0), day(30))
+    stale = chain.refund_by_id("t1", day(1)).model_copy(update={"signed_at": day(-1)})
+    ledger = run([buy, stale], day(2))
+    assert ledger.view(chain.profile, day(2)).revenue.total_revenue_usd == Decimal("9.99")
+
+
 def test_deferral_extends_access_without_a_new_charge() -> None:
     chain = Chain(store=Store.PLAY_STORE, otid="GPA.2")
     ledger = run(

@@ -64,6 +64,16 @@ def histories(draw: st.DrawFn) -> tuple[Chain, list[StoreEvent]]:
             events.append(chain.paused(at))
         elif action == "terminate":
             events.append(chain.terminated(at))
+        elif action == "refund_id" and (live := [x for x in bought if x.revoked_at is None]):
+            events.append(chain.refund_by_id(draw(st.sampled_from(live)).transaction_id, at))
+        elif action == "reverse_id" and (gone := [x for x in bought if x.revoked_at is not None]):
+            events.append(chain.reversal_by_id(draw(st.sampled_from(gone)).transaction_id, at))
+        elif action == "extend_id" and bought:
+            tx = draw(st.sampled_from(bought))
+            if tx.expires_at is not None:
+                events.append(
+                    chain.extended_by_id(tx.transaction_id, at, tx.expires_at + timedelta(days=5))
+                )
         elif action == "refund" and (live := [x for x in bought if x.revoked_at is None]):
             events.append(chain.refund(draw(st.sampled_from(live)).transaction_id, at))
         elif action == "reverse" and (gone := [x for x in bought if x.revoked_at is not None]):
