@@ -34,7 +34,7 @@ from processors.core.identity import customer_of, evolve_identity
 from processors.core.ledger import Fold, route
 from processors.core.profile import evolve_profile
 from processors.core.view import profile_view
-from processors.normalize import apple, stripe
+from processors.normalize import apple, google_play, stripe
 from processors.normalize.money import Rates
 from processors.stream import codecs
 from processors.stream.outbox import Outbox, with_retries
@@ -69,7 +69,11 @@ TIMERS_DUE = Gauge("subledger_timers_indexed", "Profiles with a pending wake-up 
 
 REINDEX_SECONDS = 10.0
 RAW_TOPICS = ("raw_app_store", "raw_play_store", "raw_stripe")
-NORMALIZERS = {Store.APP_STORE: apple.normalize, Store.STRIPE: stripe.normalize}
+NORMALIZERS = {
+    Store.APP_STORE: apple.normalize,
+    Store.PLAY_STORE: google_play.normalize,
+    Store.STRIPE: stripe.normalize,
+}
 UNNORMALIZED = Counter(
     "subledger_unnormalized_total", "Raw notifications kept for a normalizer to come", ["store"]
 )
