@@ -154,3 +154,47 @@ def _revenue(snapshots: dict[str, dict[str, Any]], i: int) -> str:
 
 def _state(snapshots: dict[str, dict[str, Any]], i: int) -> str:
     return str(snapshots[str(_pid(i))]["subscription_state"])
+
+
+async def test_bad_input_is_dead_lettered_and_the_stream_moves_on(stack: Stack) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from schemas.commands import GrantAccessLevel
+
+    profile = _pid(100)
+    stack.start_worker()
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            stack.catalog["chain_inputs"].name, b"{not json", key=b"app_store:x"
+        )
+        await producer.send_and_wait(
+            stack.catalog["profile_commands"].name,
+            b'{"kind": "grant_access_level"}',
+            key=str(profile).encode(),
+        )
+    finally:
+        await producer.stop()
+    now = datetime.now(UTC)
+    await stack.publish(
+        [
+            CreateProfile(command_id="c", issued_at=now, profile_id=profile),
+            GrantAccessLevel(
+                command_id="g", issued_at=now, profile_id=profile, access_level_id="gold"
+            ),
+        ]
+    )
+    letters = await stack.read("dead_letters", lambda records: len(records) >= 2)
+    assert {letter["source_topic"] for letter in letters} == {
+        stack.catalog["chain_inputs"].name,
+        stack.catalog["profile_commands"].name,
+    }
+    assert all(letter["reason"].startswith("invalid") for letter in letters)
+    (outcome,) = await stack.read("profile_outcomes", lambda records: len(records) >= 1)
+    assert (outcome["kind"], outcome["error_code"]) == (
+        "rejection",
+        "paid_access_level_does_not_exist",
+    )
+    snapshots = await stack.snapshots(lambda latest: str(profile) in latest)
+    assert snapshots[str(profile)]["access_levels"] == []
