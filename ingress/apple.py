@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from base64 import b64decode
+from base64 import b64decode, urlsafe_b64decode
 from typing import Any
 
-import jwt
+import orjson
 from appstoreserverlibrary.models.Environment import Environment
 from appstoreserverlibrary.signed_data_verifier import (
     SignedDataVerifier,
@@ -107,8 +107,13 @@ class AppleVerifier:
 
 
 def _claims(token: str) -> dict[str, Any]:
-    # Only after the library verified the token: the claims it verified, as JSON.
-    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    """The claims of a token the library has just verified: its payload segment, as JSON.
+
+    Read directly rather than through PyJWT again, whose per-character base64url check
+    dominates the cost of a notification.
+    """
+    segment = token.split(".")[1]
+    claims: dict[str, Any] = orjson.loads(urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     return claims
 
 
