@@ -223,6 +223,16 @@ class Processor:
         EVENTS_OUT.labels(topic_id).inc()
         outbox.add(self.catalog[topic_id].name, _bytes(key), value.model_dump_json().encode())
 
+    def _keyed(self, event: Any, key: object, outbox: Outbox) -> bool:
+        """A record must be keyed by what it is about: its partition is its owner's.
+
+        Applied from another partition, it could race the worker that owns the key.
+        """
+        if event.key == _bytes(key):
+            return True
+        self._dead_letter(event, f"keyed {event.key!r}, but it is about {key}", outbox)
+        return False
+
     def _fold(self, event: Any, outbox: Outbox, fold: Callable[[], None]) -> None:
         """Run one fold step; a programming error dead-letters the input instead of the stream."""
         try:
@@ -265,6 +275,8 @@ class Processor:
             if route(message) is Fold.IDENTITY:
                 self._send(outbox, "identity_inputs", customer_of(message), message)
                 continue
+            if not self._keyed(event, message.chain_key, outbox):
+                continue
 
             def step(message: Any = message, key: bytes = event.key) -> None:
                 state = staged[key] if key in staged else self.chains.get(key)
@@ -287,6 +299,8 @@ class Processor:
                 continue
             if external and route(message) is Fold.IDENTITY:
                 self._send(outbox, "identity_inputs", customer_of(message), message)
+                continue
+            if not self._keyed(event, message.profile_id, outbox):
                 continue
 
             def step(message: Any = message, key: bytes = event.key) -> None:
@@ -317,7 +331,7 @@ class Processor:
         outbox, staged = Outbox(), dict[bytes, IdentityState]()
         for event in events:
             message = self._decode(_IDENTITY_MESSAGES, event, outbox)
-            if message is None:
+            if message is None or not self._keyed(event, customer_of(message), outbox):
                 continue
 
             def step(message: Any = message, key: bytes = event.key) -> None:

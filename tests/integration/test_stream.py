@@ -198,3 +198,4 @@ async def test_bad_input_is_dead_lettered_and_the_stream_moves_on(stack: Stack) 
     )
     snapshots = await stack.snapshots(lambda latest: str(profile) in latest)
     assert snapshots[str(profile)]["access_levels"] == []
+    assert str(_pid(101)) not in snapshots  # the mis-keyed command changed nothing
