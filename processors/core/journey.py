@@ -302,9 +302,12 @@ def _deferral_items(chain: ChainState) -> list[Item]:
 
 
 def _refund_items(chain: ChainState) -> list[Item]:
+    patched = {p.transaction_id for p in chain.revocation_patches}
     items: list[Item] = []
     for fact in chain.transactions.values():
-        items.extend(_refunds_of(fact, chain))
+        # Most transactions were never refunded: nothing to tell.
+        if fact.revocations or fact.info.transaction_id in patched:
+            items.extend(_refunds_of(fact, chain))
     return items
 
 
