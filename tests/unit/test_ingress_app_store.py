@@ -133,3 +133,58 @@ async def test_an_expired_certificate_chain_is_refused_at_the_signing_date(
     old = transaction(signedDate=0, purchaseDate=0, originalPurchaseDate=0, expiresDate=1)
     status, _ = await post(client, {"signedPayload": notification(CA, tx=old)})
     assert status == 401
+
+
+# Every notificationType and subtype of facts 3.2.
+ALL_TYPES = [
+    ("SUBSCRIBED", "INITIAL_BUY"),
+    ("SUBSCRIBED", "RESUBSCRIBE"),
+    ("DID_RENEW", None),
+    ("DID_RENEW", "BILLING_RECOVERY"),
+    ("DID_CHANGE_RENEWAL_STATUS", "AUTO_RENEW_ENABLED"),
+    ("DID_CHANGE_RENEWAL_STATUS", "AUTO_RENEW_DISABLED"),
+    ("DID_CHANGE_RENEWAL_PREF", "UPGRADE"),
+    ("DID_CHANGE_RENEWAL_PREF", "DOWNGRADE"),
+    ("DID_CHANGE_RENEWAL_PREF", None),
+    ("DID_FAIL_TO_RENEW", "GRACE_PERIOD"),
+    ("DID_FAIL_TO_RENEW", None),
+    ("GRACE_PERIOD_EXPIRED", None),
+    ("EXPIRED", "VOLUNTARY"),
+    ("EXPIRED", "BILLING_RETRY"),
+    ("EXPIRED", "PRICE_INCREASE"),
+    ("EXPIRED", "PRODUCT_NOT_FOR_SALE"),
+    ("EXPIRED", None),
+    ("OFFER_REDEEMED", "INITIAL_BUY"),
+    ("OFFER_REDEEMED", "RESUBSCRIBE"),
+    ("OFFER_REDEEMED", "UPGRADE"),
+    ("OFFER_REDEEMED", "DOWNGRADE"),
+    ("OFFER_REDEEMED", None),
+    ("PRICE_INCREASE", "PENDING"),
+    ("PRICE_INCREASE", "ACCEPTED"),
+    ("REFUND", None),
+    ("REFUND_DECLINED", None),
+    ("REFUND_REVERSED", None),
+    ("REVOKE", None),
+    ("CONSUMPTION_REQUEST", None),
+    ("RENEWAL_EXTENDED", None),
+    ("RENEWAL_EXTENSION", "FAILURE"),
+    ("TEST", None),
+    ("EXTERNAL_PURCHASE_TOKEN", "UNREPORTED"),
+    ("ONE_TIME_CHARGE", None),
+    ("RESCIND_CONSENT", None),
+    ("METADATA_UPDATE", None),
+    ("MIGRATION", None),
+    ("PRICE_CHANGE", None),
+]
+
+
+@pytest.mark.parametrize(("kind", "subtype"), ALL_TYPES)
+async def test_every_signed_type_and_subtype_is_verified_and_kept(
+    client: httpx.AsyncClient, publisher: MemoryPublisher, kind: str, subtype: str | None
+) -> None:
+    status, _ = await post(client, {"signedPayload": notification(CA, kind, subtype)})
+    assert status == 200
+    ((_, _, value),) = publisher.records
+    payload = RawNotification.model_validate_json(value).payload
+    assert (payload["notificationType"], payload.get("subtype")) == (kind, subtype)
+    assert payload["data"]["transaction"]["transactionId"] == "2000000002"
