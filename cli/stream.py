@@ -88,6 +88,10 @@ def worker(
             typer.echo(f"embedded broker: KAFKA_BOOTSTRAP={bootstrap}", err=True)
         _apply(catalog, bootstrap)
         processor = Processor(settings, catalog, bootstrap)
+        if settings.metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            start_http_server(settings.metrics_port, addr="127.0.0.1")
         logging.basicConfig(level=loglevel.upper(), stream=sys.stderr)
         # The Kafka client logs every request at DEBUG: never on the hot path.
         for noisy in ("aiokafka", "faust", "mode"):

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Histogram, make_asgi_app
 from starlette.concurrency import run_in_threadpool
 
 from ingress.apple import AppleVerifier
@@ -57,6 +57,7 @@ class Ingress:
 
 def create_app(ingress: Ingress, lifespan: Any = None) -> FastAPI:
     app = FastAPI(title="subledger ingress", lifespan=lifespan)
+    app.mount("/metrics", make_asgi_app())
 
     @app.exception_handler(IngressError)
     async def refused(request: Request, error: IngressError) -> JSONResponse:

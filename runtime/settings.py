@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=200, ge=1)
     batch_within_seconds: float = Field(default=0.05, gt=0)
     timer_interval_seconds: float = Field(default=0.5, gt=0)
+    # Where a worker serves /metrics for Prometheus; unset serves none.
+    metrics_port: int | None = None
     # App Store: the app's identity and the root certificates chains must lead to (DER).
     apple_bundle_id: str | None = None
     apple_app_apple_id: int | None = None

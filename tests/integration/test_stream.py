@@ -7,9 +7,11 @@ import signal
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from processors.core.ledger import Ledger
+from runtime.broker import free_port
 from schemas.commands import CreateProfile
 from schemas.messages import Input
 from tests.builders import Chain
@@ -48,13 +50,18 @@ def has_profiles(count: int):  # type: ignore[no-untyped-def]
 async def test_inputs_on_the_topics_produce_the_reference_snapshots(stack: Stack) -> None:
     creates, rest = corpus(25)
     expected = reference(creates + rest)
-    stack.start_worker()
+    metrics_port = free_port()
+    stack.start_worker(metrics_port=str(metrics_port))
     await stack.publish(creates)
     await stack.snapshots(has_profiles(len(creates)))
     await stack.publish(rest)
     await stack.snapshots(agrees_with(expected))
     events = await stack.read("profile_events", lambda records: len(records) > 0)
     assert {e["profile_id"] for e in events} <= set(expected)
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+    assert "subledger_events_in_total" in metrics
+    assert "subledger_commit_age_seconds" in metrics
 
 
 async def test_duplicated_and_shuffled_input_gives_the_same_snapshots(stack: Stack) -> None:

@@ -188,3 +188,11 @@ async def test_every_signed_type_and_subtype_is_verified_and_kept(
     payload = RawNotification.model_validate_json(value).payload
     assert (payload["notificationType"], payload.get("subtype")) == (kind, subtype)
     assert payload["data"]["transaction"]["transactionId"] == "2000000002"
+
+
+async def test_metrics_count_accepted_and_refused_notifications(client: httpx.AsyncClient) -> None:
+    await post(client, {"signedPayload": notification(CA)})
+    await post(client, b"{not json")
+    text = (await client.get("/metrics/")).text
+    assert 'subledger_ingress_accepted_total{store="app_store"}' in text
+    assert 'subledger_ingress_rejected_total{code="malformed_json",store="app-store"}' in text
