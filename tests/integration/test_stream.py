@@ -95,13 +95,23 @@ async def test_a_killed_worker_recovers_state_without_loss_or_double_count(stack
 async def test_two_workers_split_the_partitions_and_agree_with_one(stack: Stack) -> None:
     creates, rest = corpus(30)
     expected = reference(creates + rest)
-    stack.start_worker()
-    stack.start_worker()
+    ports = [free_port(), free_port()]
+    for port in ports:
+        stack.start_worker(metrics_port=str(port))
     await stack.publish(creates)
     await stack.snapshots(has_profiles(len(creates)), timeout=90)
     await stack.publish(rest)
     await stack.snapshots(agrees_with(expected), timeout=90)
     assert all(w.poll() is None for w in stack.workers)
+    consumed = [await _consumed(port, stack.catalog["chain_inputs"].name) for port in ports]
+    assert all(count > 0 for count in consumed), consumed  # both held partitions
+
+
+async def _consumed(port: int, topic: str) -> float:
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    prefix = f'subledger_events_in_total{{topic="{topic}"}} '
+    return sum(float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix))
 
 
 async def test_time_passes_without_input(stack: Stack) -> None:
