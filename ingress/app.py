@@ -92,20 +92,8 @@ def create_app(ingress: Ingress, lifespan: Any = None) -> FastAPI:
                 "the notification has no notificationUUID",
             )
         transaction = (payload.get("data") or {}).get("transaction") or {}
-        otid = transaction.get("originalTransactionId")
-        key = f"{Store.APP_STORE.value}:{otid}" if otid else f"{Store.APP_STORE.value}:-{uuid}"
-        await _keep(
-            ingress,
-            "raw_app_store",
-            key,
-            RawNotification(
-                store=Store.APP_STORE,
-                dedupe_key=uuid,
-                received_at=started,
-                body=body.decode(),
-                payload=payload,
-            ),
-        )
+        chain = transaction.get("originalTransactionId")
+        await _keep(ingress, Store.APP_STORE, chain, uuid, started, body, payload)
         kind = payload.get("notificationType")
         if kind in APPLE_NOT_FOLDED:
             UNFOLDED.labels(Store.APP_STORE.value, kind).inc()
@@ -119,19 +107,7 @@ def create_app(ingress: Ingress, lifespan: Any = None) -> FastAPI:
             raise _not_configured("Stripe")
         event = ingress.stripe.verify(body, request.headers.get("stripe-signature"))
         subscription = subscription_of(event)
-        key = f"{Store.STRIPE.value}:{subscription or '-' + event['id']}"
-        await _keep(
-            ingress,
-            "raw_stripe",
-            key,
-            RawNotification(
-                store=Store.STRIPE,
-                dedupe_key=event["id"],
-                received_at=started,
-                body=body.decode(),
-                payload=event,
-            ),
-        )
+        await _keep(ingress, Store.STRIPE, subscription, event["id"], started, body, event)
         if event.get("type") not in STRIPE_FOLDED:
             UNFOLDED.labels(Store.STRIPE.value, str(event.get("type"))).inc()
         return {"status": "accepted"}
@@ -149,24 +125,13 @@ def create_app(ingress: Ingress, lifespan: Any = None) -> FastAPI:
         token = purchase_token(notification)
         fetched = await _fetch(google, notification, token)
         linked = ((fetched or {}).get("subscription") or {}).get("linkedPurchaseToken")
-        key = f"{Store.PLAY_STORE.value}:{linked or token or '-' + message_id}"
-        message = envelope["message"]
+        payload = {
+            "message_id": message_id,
+            "publish_time": envelope["message"].get("publishTime"),
+            "notification": notification,
+        }
         await _keep(
-            ingress,
-            "raw_play_store",
-            key,
-            RawNotification(
-                store=Store.PLAY_STORE,
-                dedupe_key=message_id,
-                received_at=started,
-                body=body.decode(),
-                fetched=fetched,
-                payload={
-                    "message_id": message_id,
-                    "publish_time": message.get("publishTime"),
-                    "notification": notification,
-                },
-            ),
+            ingress, Store.PLAY_STORE, linked or token, message_id, started, body, payload, fetched
         )
         if _play_kind(notification) in ("testNotification", "unknown"):
             UNFOLDED.labels(Store.PLAY_STORE.value, _play_kind(notification)).inc()
@@ -209,13 +174,33 @@ def _play_kind(notification: dict[str, Any]) -> str:
     return "unknown"
 
 
-async def _keep(ingress: Ingress, topic_id: str, key: str, raw: RawNotification) -> None:
-    """Publish and wait for the broker's acknowledgement; only then is it accepted."""
-    await ingress.publisher.publish(
-        ingress.catalog[topic_id].name, key.encode(), raw.model_dump_json().encode()
+async def _keep(
+    ingress: Ingress,
+    store: Store,
+    chain: str | None,
+    dedupe_key: str,
+    received_at: datetime,
+    body: bytes,
+    payload: dict[str, Any],
+    fetched: dict[str, Any] | None = None,
+) -> None:
+    """Publish to the store's raw topic, keyed by chain, and wait for the broker's ack.
+
+    A notification that names no chain is keyed by its own dedupe key.
+    """
+    raw = RawNotification(
+        store=store,
+        dedupe_key=dedupe_key,
+        received_at=received_at,
+        body=body.decode(),
+        payload=payload,
+        fetched=fetched,
     )
-    ACCEPTED.labels(raw.store.value).inc()
-    LATENCY.labels(raw.store.value).observe((datetime.now(UTC) - raw.received_at).total_seconds())
+    key = f"{store.value}:{chain or '-' + dedupe_key}"
+    topic = ingress.catalog[f"raw_{store.value}"].name
+    await ingress.publisher.publish(topic, key.encode(), raw.model_dump_json().encode())
+    ACCEPTED.labels(store.value).inc()
+    LATENCY.labels(store.value).observe((datetime.now(UTC) - received_at).total_seconds())
 
 
 def _not_configured(store: str) -> IngressError:
