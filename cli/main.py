@@ -32,7 +32,11 @@ def main() -> None:
 app.add_typer(stream.topics_app, name="topics")
 app.command()(stream.broker)
 app.command()(stream.worker)
-app.command()(stream.ingress)
+app.command()(stream.api)
+app.command("ingress", hidden=True)(stream.api)
+app.command()(stream.project)
+app.command()(stream.migrate)
+app.command()(stream.postgres)
 
 
 _INPUT = TypeAdapter(Input)

@@ -6,18 +6,24 @@ import asyncio
 import logging
 import signal
 import sys
-from contextlib import ExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import ExitStack, asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from sqlalchemy.exc import OperationalError
 
+from projections.migrate import upgrade
 from runtime.broker import BrokerError, EmbeddedBroker
 from runtime.catalog import Catalog, CatalogError, load_catalog
+from runtime.postgres import DatabaseError, database, embedded_postgres
 from runtime.settings import Settings
 from runtime.topics import TopicMismatchError, apply_topics
 
 if TYPE_CHECKING:
     from ingress.app import GooglePlay
+    from ingress.apple import AppleVerifier
+    from ingress.stripe_webhook import StripeVerifier
 
 topics_app = typer.Typer(help="The topics of topics.yaml.", no_args_is_help=True)
 
@@ -82,10 +88,7 @@ def worker(
     settings = Settings()
     catalog = _catalog(settings)
     with ExitStack() as stack:
-        bootstrap = settings.kafka_bootstrap
-        if bootstrap is None:
-            bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap
-            typer.echo(f"embedded broker: KAFKA_BOOTSTRAP={bootstrap}", err=True)
+        bootstrap = _bootstrap(settings, stack)
         _apply(catalog, bootstrap)
         processor = Processor(settings, catalog, bootstrap)
         if settings.metrics_port is not None:
@@ -101,41 +104,42 @@ def worker(
         Worker(processor.app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 
-def ingress(
+def api(
     host: Annotated[
         str | None, typer.Option(help="Interface (default SUBLEDGER_INGRESS_HOST).")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default SUBLEDGER_INGRESS_PORT).")] = None,
 ) -> None:
-    """Serve the store webhooks against KAFKA_BOOTSTRAP, or an embedded broker when unset."""
+    """Serve the store webhooks, the query API and the server-side API.
+
+    Uses KAFKA_BOOTSTRAP and DATABASE_URL, or the embedded broker and PostgreSQL when unset.
+    """
     import uvicorn
 
-    from ingress.app import Ingress, create_app, running
-    from ingress.apple import AppleVerifier
+    from api.app import create_api, database_engine
+    from ingress.app import Ingress, running
     from ingress.publisher import KafkaPublisher
-    from ingress.stripe_webhook import StripeVerifier
 
     settings = Settings()
     catalog = _catalog(settings)
-    apple = None
-    if settings.apple_bundle_id:
-        roots = [path.read_bytes() for path in settings.apple_root_certificates]
-        apple = AppleVerifier(
-            roots, settings.apple_environment, settings.apple_bundle_id, settings.apple_app_apple_id
-        )
-    google = _google_play(settings)
-    secrets = [s.get_secret_value() for s in settings.stripe_webhook_secrets]
-    stripe = StripeVerifier(secrets) if secrets else None
+    apple, stripe, google = _stores(settings)
     with ExitStack() as stack:
-        bootstrap = settings.kafka_bootstrap
-        if bootstrap is None:
-            bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap
-            typer.echo(f"embedded broker: KAFKA_BOOTSTRAP={bootstrap}", err=True)
+        bootstrap = _bootstrap(settings, stack)
+        url = _database(settings, stack)
         _apply(catalog, bootstrap)
         publisher = KafkaPublisher(bootstrap, settings.broker_flavor)
-        app = create_app(
-            Ingress(catalog, publisher, apple, stripe, google),
-            lifespan=lambda _: running(publisher),
+        engine = database_engine(url)
+
+        @asynccontextmanager
+        async def lifespan(_: object) -> AsyncIterator[None]:
+            async with running(publisher):
+                try:
+                    yield
+                finally:
+                    await engine.dispose()
+
+        app = create_api(
+            Ingress(catalog, publisher, apple, stripe, google), engine, settings, lifespan
         )
         uvicorn.run(
             app,
@@ -144,6 +148,99 @@ def ingress(
             log_level="warning",
             access_log=False,
         )
+
+
+def project(
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Project profile snapshots, events and command outcomes into the PostgreSQL read models."""
+    from projections.projector import Projector
+
+    settings = Settings()
+    catalog = _catalog(settings)
+    logging.basicConfig(level=loglevel.upper(), stream=sys.stderr)
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    with ExitStack() as stack:
+        bootstrap = _bootstrap(settings, stack)
+        url = _database(settings, stack)
+        _apply(catalog, bootstrap)
+        if settings.metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            start_http_server(settings.metrics_port, addr="127.0.0.1")
+        projector = Projector(catalog, bootstrap, url, settings.projection_batch_size)
+        with suppress(KeyboardInterrupt):
+            asyncio.run(_until_signalled(projector.run))
+
+
+async def _until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await run(stop)
+
+
+def migrate() -> None:
+    """Apply the read-model migrations to DATABASE_URL (or the embedded PostgreSQL)."""
+    settings = Settings()
+    with ExitStack() as stack:
+        _database(settings, stack)
+    typer.echo("read models migrated", err=True)
+
+
+def postgres() -> None:
+    """Run the embedded PostgreSQL (data in SUBLEDGER_POSTGRES_DIR) until interrupted."""
+    stop = {signal.SIGINT, signal.SIGTERM}
+    settings = Settings()
+    try:
+        with embedded_postgres(settings.postgres_dir) as url:
+            upgrade(url)
+            signal.pthread_sigmask(signal.SIG_BLOCK, stop)
+            typer.echo(f"postgres ready: DATABASE_URL={url}", err=True)
+            signal.sigwait(stop)
+    except DatabaseError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=1) from error
+
+
+def _bootstrap(settings: Settings, stack: ExitStack) -> str:
+    bootstrap = settings.kafka_bootstrap
+    if bootstrap is None:
+        bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap
+        typer.echo(f"embedded broker: KAFKA_BOOTSTRAP={bootstrap}", err=True)
+    return bootstrap
+
+
+def _database(settings: Settings, stack: ExitStack) -> str:
+    """DATABASE_URL, or the embedded PostgreSQL; migrated either way."""
+    try:
+        url = stack.enter_context(database(settings.database_url, settings.postgres_dir))
+        if settings.database_url is None:
+            typer.echo(f"embedded postgres: DATABASE_URL={url}", err=True)
+        upgrade(url)
+    except (DatabaseError, OperationalError) as error:
+        typer.echo(f"error: the database is out of reach: {error}", err=True)
+        raise typer.Exit(code=1) from error
+    return url
+
+
+def _stores(
+    settings: Settings,
+) -> tuple[AppleVerifier | None, StripeVerifier | None, GooglePlay | None]:
+    """The verifiers of the stores that are configured."""
+    from ingress.apple import AppleVerifier
+    from ingress.stripe_webhook import StripeVerifier
+
+    apple = None
+    if settings.apple_bundle_id:
+        roots = [path.read_bytes() for path in settings.apple_root_certificates]
+        apple = AppleVerifier(
+            roots, settings.apple_environment, settings.apple_bundle_id, settings.apple_app_apple_id
+        )
+    secrets = [s.get_secret_value() for s in settings.stripe_webhook_secrets]
+    stripe = StripeVerifier(secrets) if secrets else None
+    return apple, stripe, _google_play(settings)
 
 
 def _google_play(settings: Settings) -> GooglePlay | None:

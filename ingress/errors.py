@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas.api import error_body
+
 
 class IngressError(Exception):
     """Bad input: nothing is published, and the caller is told why."""
@@ -13,11 +15,7 @@ class IngressError(Exception):
         self.status, self.code, self.source, self.message = status, code, source, message
 
     def body(self) -> dict[str, Any]:
-        return {
-            "errors": [{"source": self.source, "errors": [self.message]}],
-            "error_code": self.code,
-            "status_code": self.status,
-        }
+        return error_body(self.status, self.code, self.source, self.message)
 
 
 class BrokerUnavailableError(Exception):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
+from uuid import UUID
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,19 @@ class Settings(BaseSettings):
     google_service_account_file: Path | None = None
     ingress_host: str = "127.0.0.1"
     ingress_port: int = 8080
+    # None starts (or joins) the embedded PostgreSQL whose data lives in `postgres_dir`.
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("SUBLEDGER_DATABASE_URL", "DATABASE_URL")
+    )
+    postgres_dir: Path = Path(".subledger/postgres")
+    # Server-side API keys (`Authorization: Api-Key <key>`); none configured refuses every call.
+    api_keys: tuple[SecretStr, ...] = ()
+    # The app's id in server-side API answers (Adapty's `app_id`).
+    api_app_id: UUID = UUID("5f1c3a52-8c4e-4d3b-9a51-2d1e0c7b9e10")
+    # How long a write waits to see its effect in the read model before answering 202.
+    read_your_writes_seconds: float = Field(default=5.0, gt=0)
+    # The projector: records per read-model transaction.
+    projection_batch_size: int = Field(default=2000, ge=1)
     # USD rates (units per dollar, JSON); the shipped table when unset.
     rates_file: Path | None = None
     # Fold rules of the app.

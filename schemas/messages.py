@@ -15,7 +15,7 @@ from pydantic import Field
 from schemas.base import Frozen, Instant
 from schemas.commands import Command, CreateProfile, IdentifyProfile
 from schemas.events import StoreEvent
-from schemas.outputs import Rejection
+from schemas.outputs import Applied, Rejection
 from schemas.state import ChainState, Claim
 
 
@@ -88,7 +88,7 @@ IdentityMessage = Annotated[
 ]
 
 # What a waiting API call learns about its command beyond the profile itself.
-Outcome = Annotated[Rejection | IdentityResolved, Field(discriminator="kind")]
+Outcome = Annotated[Applied | Rejection | IdentityResolved, Field(discriminator="kind")]
 
 # What enters the system from outside: store events and profile commands.
 Input = Annotated[StoreEvent | Command, Field(discriminator="kind")]

@@ -48,6 +48,15 @@ class Rejection(Frozen):
     status_code: int = 400
 
 
+class Applied(Frozen):
+    """A command the fold accepted (or had already accepted): its effect is in `version`."""
+
+    kind: Literal["applied"] = "applied"
+    command_id: str
+    profile_id: UUID
+    version: int
+
+
 class DeadLetter(Frozen):
     """Input that parsed as bytes but could not be folded, kept to be re-driven."""
 

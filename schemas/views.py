@@ -138,6 +138,9 @@ class ProfileView(Frozen):
     # Profiles that get access through this profile's purchases, and vice versa.
     inheritors: tuple[ProfileLink, ...] = ()
     parents: tuple[ProfileLink, ...] = ()
+    # Every store transaction and original transaction id in the profile's chains: the
+    # profile is found by any of them.
+    transaction_ids: tuple[str, ...] = ()
     next_wakeup_at: Instant | None = None
     as_of: Instant | None = None
     version: int = 0

@@ -51,7 +51,7 @@ from schemas.messages import (
     ReleaseIdentity,
     Tick,
 )
-from schemas.outputs import ProfileEvent, Rejection
+from schemas.outputs import Applied, ProfileEvent, Rejection
 from schemas.profile import Note, ProfileFields
 from schemas.state import ChainState, Claim, EmailRecord, Grant, ProfileState
 from schemas.views import AccessLevelView
@@ -67,6 +67,8 @@ class ProfileOutcome:
     to_chains: tuple[ChainMessage, ...] = ()
     to_profiles: tuple[EntitlementsReceived, ...] = ()
     to_identity: tuple[ReleaseIdentity, ...] = ()
+    # The command this message was, once accepted: a waiting API call answers from it.
+    applied: Applied | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,13 @@ def evolve_profile(
         new_state = new_state.model_copy(
             update={"next_wakeup_at": next_wakeup(new_state, now, config)}
         )
+    applied = None
+    if isinstance(message, CommandBase) and not step.rejections:
+        applied = Applied(
+            command_id=message.command_id,
+            profile_id=new_state.profile_id,
+            version=new_state.version,
+        )
     return ProfileOutcome(
         new_state,
         (*timed, *step.events, *found),
@@ -111,6 +120,7 @@ def evolve_profile(
         tuple(step.to_chains),
         tuple(step.to_profiles),
         tuple(step.to_identity),
+        applied,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -219,12 +220,21 @@ def profile_view(state: ProfileState, now: datetime, config: FoldConfig) -> Prof
         email_subscribed=state.email_unsubscribed_at is None,
         inheritors=tuple(inheritors),
         parents=tuple(parents),
+        transaction_ids=_transaction_ids(r.chain for r in related),
         next_wakeup_at=state.next_wakeup_at
         if now == state.as_of
         else next_wakeup(state, now, config),
         as_of=now,
         version=state.version,
     )
+
+
+def _transaction_ids(chains: Iterable[ChainState]) -> tuple[str, ...]:
+    ids: set[str] = set()
+    for chain in chains:
+        ids.add(chain.original_transaction_id)
+        ids.update(chain.transactions)
+    return tuple(sorted(ids))
 
 
 def next_wakeup(state: ProfileState, after: datetime, config: FoldConfig) -> datetime | None:

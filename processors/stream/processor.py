@@ -317,6 +317,8 @@ class Processor:
                     self._send(outbox, "profile_events", emitted.profile_id, emitted)
                 for rejection in outcome.rejections:
                     self._send(outbox, "profile_outcomes", rejection.profile_id, rejection)
+                if outcome.applied is not None:
+                    self._send(outbox, "profile_outcomes", message.profile_id, outcome.applied)
 
             self._fold(event, outbox, step)
         for state in staged.values():

@@ -7,6 +7,7 @@ import pytest
 
 from runtime.broker import EmbeddedBroker
 from tests.integration.stack import Stack
+from tests.postgres import fresh_database, server_for_tests
 
 
 @pytest.fixture(scope="session")
@@ -17,9 +18,22 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 
 
 @pytest.fixture
-async def stack(broker: EmbeddedBroker, tmp_path: Path) -> AsyncIterator[Stack]:
-    """Topics of its own (a unique prefix) and a consumer group of its own."""
-    run = Stack(bootstrap=broker.bootstrap, logs=tmp_path)
+async def stack(broker: EmbeddedBroker, database: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    """Topics of its own (a unique prefix), a consumer group and a database of its own."""
+    run = Stack(bootstrap=broker.bootstrap, logs=tmp_path, database_url=database)
     await run.create_topics()
     yield run
     run.stop_workers()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with server_for_tests(tmp_path_factory.mktemp("postgres") / "data") as url:
+        yield url
+
+
+@pytest.fixture
+def database(postgres_server: str) -> Iterator[str]:
+    """A migrated database of its own."""
+    with fresh_database(postgres_server) as url:
+        yield url

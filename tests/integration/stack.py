@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class Stack:
     bootstrap: str
     logs: Path
+    database_url: str
     name: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _logs: list[IO[bytes]] = field(default_factory=list)
@@ -45,9 +46,13 @@ class Stack:
         await apply_topics(self.catalog, self.bootstrap)
 
     def start_ingress(self, port: int, **settings: str) -> subprocess.Popen[bytes]:
-        process = self._start(["ingress", "--port", str(port)], settings, "ingress")
+        """The HTTP service: webhooks, query API and server-side API."""
+        process = self._start(["api", "--port", str(port)], settings, "api")
         wait_for_port(port, timeout=30)
         return process
+
+    def start_projector(self, **settings: str) -> subprocess.Popen[bytes]:
+        return self._start(["project", "--loglevel", "warning"], settings, "projector")
 
     def start_worker(self, **settings: str) -> subprocess.Popen[bytes]:
         return self._start(["worker", "--loglevel", "warning"], settings, "worker")
@@ -60,6 +65,7 @@ class Stack:
             "SUBLEDGER_KAFKA_BOOTSTRAP": self.bootstrap,
             "SUBLEDGER_TOPIC_PREFIX": self.prefix,
             "SUBLEDGER_APP_ID": f"subledger-{self.name}",
+            "SUBLEDGER_DATABASE_URL": self.database_url,
             **{f"SUBLEDGER_{k.upper()}": v for k, v in settings.items()},
         }
         log = open(self.logs / f"{role}-{self.name}-{len(self.workers)}.log", "wb")  # noqa: SIM115

@@ -1,0 +1,47 @@
+"""The HTTP service: store webhooks (ingress), the query API and the server-side API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from api.auth import ApiKeys
+from api.commands import CommandBus
+from api.errors import ApiError, api_error, invalid_request
+from api.profiles import query_router
+from api.reads import ReadModels
+from api.server_side import server_side_router
+from ingress.app import Ingress, create_app
+from processors.normalize.money import Rates
+from runtime.postgres import sqlalchemy_url
+from runtime.settings import Settings
+
+
+def database_engine(url: str) -> AsyncEngine:
+    return create_async_engine(
+        sqlalchemy_url(url, is_async=True), pool_size=10, max_overflow=20, pool_pre_ping=True
+    )
+
+
+def create_api(
+    ingress: Ingress, engine: AsyncEngine, settings: Settings, lifespan: Any = None
+) -> FastAPI:
+    app = create_app(ingress, lifespan)
+    app.title = "subledger"
+    reads = ReadModels(engine)
+    bus = CommandBus(ingress.catalog, ingress.publisher, reads, settings.read_your_writes_seconds)
+    keys = ApiKeys(key.get_secret_value() for key in settings.api_keys)
+    rates = Rates.load(settings.rates_file)
+    app.include_router(query_router(reads, keys))
+    app.include_router(server_side_router(bus, reads, keys, settings.api_app_id, rates))
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,66 @@
+"""The query API: find, filter and open profiles; their journey; segments."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from api.auth import ApiKeys
+from api.bodies import body_of
+from api.errors import PROFILE_DOES_NOT_EXIST, ApiError
+from api.reads import ReadModels
+from api.responses import json_response
+from schemas.api import PageQuery, ProfileQuery, SegmentRequest
+
+V1 = "/api/v1"
+
+
+def mail_metrics(view: dict[str, object]) -> dict[str, object]:
+    """The Adapty Mail profile card: engagement, attributed revenue and LTV."""
+    email = view.get("email") or {}
+    revenue = view.get("revenue") or {}
+    assert isinstance(email, dict)
+    assert isinstance(revenue, dict)
+    return {**email, "ltv_usd": revenue.get("total_revenue_usd", "0")}
+
+
+def query_router(reads: ReadModels, keys: ApiKeys) -> APIRouter:
+    router = APIRouter(prefix=V1, dependencies=[Depends(keys.check)])
+
+    @router.get("/profiles")
+    async def list_profiles(query: Annotated[ProfileQuery, Query()]) -> Response:
+        return json_response((await reads.profiles(query)).body())
+
+    @router.get("/profiles/{profile_id}")
+    async def get_profile(profile_id: UUID) -> Response:
+        view = await reads.profile(profile_id)
+        if view is None:
+            raise PROFILE_DOES_NOT_EXIST
+        return json_response({"data": {**view, "mail": mail_metrics(view)}})
+
+    @router.get("/profiles/{profile_id}/events")
+    async def profile_events(profile_id: UUID, page: Annotated[PageQuery, Query()]) -> Response:
+        if not await reads.exists(profile_id):
+            raise PROFILE_DOES_NOT_EXIST
+        return json_response((await reads.events(profile_id, page, datetime.now(UTC))).body())
+
+    @router.post("/segments")
+    async def create_segment(request: Request) -> Response:
+        body = await body_of(request, SegmentRequest)
+        return json_response({"data": await reads.create_segment(body, datetime.now(UTC))}, 201)
+
+    @router.get("/segments")
+    async def list_segments() -> Response:
+        return json_response({"data": await reads.segments()})
+
+    @router.delete("/segments/{segment_id}")
+    async def delete_segment(segment_id: UUID) -> Response:
+        if not await reads.delete_segment(segment_id):
+            raise ApiError(404, "segment_does_not_exist", None, "Segment does not exist")
+        return Response(status_code=204)
+
+    return router

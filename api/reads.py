@@ -1,0 +1,314 @@
+"""Queries on the read models: the profile list, one profile, its journey, segments."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from uuid import UUID
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import array, insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.errors import ApiError
+from projections import tables
+from schemas.api import PageQuery, ProfileFilters, ProfileQuery, SegmentRequest
+
+P = tables.profiles.c
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# The list's columns: what the CRM, Mail and RevenueCat list views show.
+SUMMARY = (
+    P.profile_id,
+    P.customer_user_id,
+    P.email,
+    P.phone_number,
+    P.first_name,
+    P.last_name,
+    P.country,
+    P.store_country,
+    P.platform,
+    P.subscription_state,
+    P.purchase_status,
+    P.stores,
+    P.environments,
+    P.active_access_levels,
+    P.total_revenue_usd,
+    P.total_proceeds_usd,
+    P.emails_sent,
+    P.email_open_rate,
+    P.email_subscribed,
+    P.created_at,
+    P.last_seen_at,
+    P.last_activity_at,
+)
+
+SORTS: dict[str, Any] = {
+    "ltv": P.total_revenue_usd,
+    # A missing instant sorts as the oldest.
+    "created_at": sa.func.coalesce(P.created_at, EPOCH),
+    "last_seen_at": sa.func.coalesce(P.last_seen_at, EPOCH),
+    "last_activity_at": sa.func.coalesce(P.last_activity_at, EPOCH),
+}
+
+
+@dataclass(frozen=True)
+class Page:
+    data: list[dict[str, Any]]
+    next_cursor: str | None
+
+    def body(self) -> dict[str, Any]:
+        return {"data": self.data, "next_cursor": self.next_cursor}
+
+
+def conditions(filters: ProfileFilters) -> list[sa.ColumnElement[bool]]:
+    """The filters as SQL, each one narrowing the profiles."""
+    out: list[sa.ColumnElement[bool]] = []
+    if filters.subscription_state:
+        out.append(P.subscription_state.in_([s.value for s in filters.subscription_state]))
+    if filters.purchase_status:
+        out.append(P.purchase_status.in_([s.value for s in filters.purchase_status]))
+    if filters.store:
+        out.append(P.stores.overlap(array([s.value for s in filters.store])))
+    if filters.country:
+        out.append(sa.func.upper(P.country).in_([c.upper() for c in filters.country]))
+    if filters.environment is not None:
+        out.append(P.environments.any_() == filters.environment.value)
+    if filters.access_level is not None:
+        out.append(P.active_access_levels.any_() == filters.access_level)
+    if filters.ltv_min is not None:
+        out.append(P.total_revenue_usd >= filters.ltv_min)
+    if filters.ltv_max is not None:
+        out.append(P.total_revenue_usd <= filters.ltv_max)
+    for column, low, high in (
+        (P.created_at, filters.created_from, filters.created_to),
+        (P.last_seen_at, filters.last_seen_from, filters.last_seen_to),
+    ):
+        if low is not None:
+            out.append(column >= low)
+        if high is not None:
+            out.append(column <= high)
+    attributes = tables.custom_attributes.c
+    for key, value in filters.attributes.items():
+        matches = attributes.text == value if isinstance(value, str) else attributes.number == value
+        out.append(
+            sa.exists().where(attributes.profile_id == P.profile_id, attributes.key == key, matches)
+        )
+    return out
+
+
+def search(q: str) -> sa.ColumnElement[bool]:
+    """A profile id, customer user id, email (any case), phone, or store transaction id."""
+    ids = tables.transaction_ids.c
+    found: list[sa.ColumnElement[bool]] = [
+        P.customer_user_id == q,
+        sa.func.lower(P.email) == q.lower(),
+        P.phone_number == q,
+        P.profile_id.in_(sa.select(ids.profile_id).where(ids.transaction_id == q)),
+    ]
+    with contextlib.suppress(ValueError):
+        found.append(P.profile_id == UUID(q))
+    return sa.or_(*found)
+
+
+def _encode(values: list[str]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+
+
+def _decode(cursor: str, sort: str) -> tuple[Any, UUID]:
+    try:
+        value, profile = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        key: Any = Decimal(value) if sort == "ltv" else datetime.fromisoformat(value)
+        return key, UUID(profile)
+    except (ValueError, TypeError, binascii.Error, InvalidOperation, orjson.JSONDecodeError):
+        raise ApiError(400, "validation_error", "cursor", "the cursor is not valid") from None
+
+
+def _row(mapping: Any) -> dict[str, Any]:
+    # Column names come as str subclasses, which JSON encoders refuse as keys.
+    return {str(key): value for key, value in mapping.items()}
+
+
+class ReadModels:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    # --- profiles -------------------------------------------------------------------------
+
+    async def profiles(self, query: ProfileQuery) -> Page:
+        where = conditions(query)
+        if query.segment is not None:
+            where += conditions(await self.segment_filters(query.segment))
+        if query.q is not None:
+            where.append(search(query.q))
+        key = SORTS[query.sort]
+        descending = query.order == "desc"
+        if query.cursor is not None:
+            value, after = _decode(query.cursor, query.sort)
+            past = sa.tuple_(key, P.profile_id)
+            bound = sa.tuple_(sa.literal(value), sa.literal(after))
+            where.append(past < bound if descending else past > bound)
+        ordering = (key.desc(), P.profile_id.desc()) if descending else (key, P.profile_id)
+        statement = (
+            sa.select(*SUMMARY, key.label("sort_key"))
+            .where(*where)
+            .order_by(*ordering)
+            .limit(query.limit + 1)
+        )
+        async with self.engine.connect() as connection:
+            rows = [_row(r) for r in (await connection.execute(statement)).mappings()]
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        cursor = None
+        if more and rows:
+            last = rows[-1]
+            sort_key = last["sort_key"]
+            text = str(sort_key) if query.sort == "ltv" else sort_key.isoformat()
+            cursor = _encode([text, str(last["profile_id"])])
+        for row in rows:
+            del row["sort_key"]
+        return Page(rows, cursor)
+
+    async def profile(self, profile_id: UUID) -> dict[str, Any] | None:
+        """The whole profile view, with the segments it is in."""
+        async with self.engine.connect() as connection:
+            view = await connection.scalar(sa.select(P.view).where(P.profile_id == profile_id))
+            if view is None:
+                return None
+            segments = []
+            for segment in (await connection.execute(sa.select(tables.segments))).mappings():
+                filters = ProfileFilters.model_validate(segment["filters"])
+                member = await connection.scalar(
+                    sa.select(sa.exists().where(P.profile_id == profile_id, *conditions(filters)))
+                )
+                if member:
+                    segments.append({"segment_id": segment["segment_id"], "name": segment["name"]})
+        return {**view, "segments": segments}
+
+    async def exists(self, profile_id: UUID) -> bool:
+        async with self.engine.connect() as connection:
+            return bool(
+                await connection.scalar(sa.select(sa.exists().where(P.profile_id == profile_id)))
+            )
+
+    async def profile_id_of(self, customer_user_id: str) -> UUID | None:
+        async with self.engine.connect() as connection:
+            found: UUID | None = await connection.scalar(
+                sa.select(P.profile_id).where(P.customer_user_id == customer_user_id).limit(1)
+            )
+            return found
+
+    async def events(self, profile_id: UUID, page: PageQuery, now: datetime) -> Page:
+        """The journey, newest first; a future-dated event shows once it is due."""
+        e = tables.profile_events.c
+        where = [e.profile_id == profile_id, e.event_datetime <= now]
+        if page.cursor is not None:
+            at, after = _decode(page.cursor, "event_datetime")
+            where.append(
+                sa.tuple_(e.event_datetime, e.profile_event_id)
+                < sa.tuple_(sa.literal(at), sa.literal(after))
+            )
+        statement = (
+            sa.select(e.event, e.event_datetime, e.profile_event_id)
+            .where(*where)
+            .order_by(e.event_datetime.desc(), e.profile_event_id.desc())
+            .limit(page.limit + 1)
+        )
+        async with self.engine.connect() as connection:
+            rows = list((await connection.execute(statement)).all())
+        more = len(rows) > page.limit
+        rows = rows[: page.limit]
+        cursor = None
+        if more and rows:
+            cursor = _encode([rows[-1].event_datetime.isoformat(), str(rows[-1].profile_event_id)])
+        return Page([row.event for row in rows], cursor)
+
+    # --- segments -------------------------------------------------------------------------
+
+    async def create_segment(self, request: SegmentRequest, now: datetime) -> dict[str, Any]:
+        segment = {
+            "segment_id": uuid.uuid4(),
+            "name": request.name,
+            "filters": request.filters.model_dump(mode="json", exclude_defaults=True),
+            "created_at": now,
+        }
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(insert(tables.segments).values(**segment))
+        except IntegrityError:
+            raise ApiError(
+                409, "segment_exists", "name", f"a segment named {request.name!r} exists"
+            ) from None
+        return segment
+
+    async def segments(self) -> list[dict[str, Any]]:
+        s = tables.segments.c
+        async with self.engine.connect() as connection:
+            result = await connection.execute(sa.select(tables.segments).order_by(s.name))
+            return [_row(r) for r in result.mappings()]
+
+    async def segment_filters(self, segment_id: UUID) -> ProfileFilters:
+        s = tables.segments.c
+        async with self.engine.connect() as connection:
+            filters = await connection.scalar(
+                sa.select(s.filters).where(s.segment_id == segment_id)
+            )
+        if filters is None:
+            raise ApiError(404, "segment_does_not_exist", "segment", "Segment does not exist")
+        return ProfileFilters.model_validate(filters)
+
+    async def delete_segment(self, segment_id: UUID) -> bool:
+        s = tables.segments.c
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                sa.delete(tables.segments).where(s.segment_id == segment_id)
+            )
+            return bool(result.rowcount)
+
+    # --- command outcomes -----------------------------------------------------------------
+
+    async def outcome(self, command_id: str) -> dict[str, Any] | None:
+        o = tables.command_outcomes.c
+        async with self.engine.connect() as connection:
+            found: dict[str, Any] | None = await connection.scalar(
+                sa.select(o.outcome).where(o.command_id == command_id)
+            )
+            return found
+
+    async def visible(
+        self, profile_id: UUID, version: int | None, transaction_id: str | None = None
+    ) -> bool:
+        """Whether the read model shows the profile at `version` (or as erased)."""
+        async with self.engine.connect() as connection:
+            if version is None:
+                return await self.exists(profile_id)
+            stored = await connection.scalar(sa.select(P.version).where(P.profile_id == profile_id))
+            if stored is None:
+                t = tables.profile_tombstones.c
+                return bool(
+                    await connection.scalar(
+                        sa.select(sa.exists().where(t.profile_id == profile_id))
+                    )
+                )
+            if stored < version:
+                return False
+            if transaction_id is None:
+                return True
+            ids = tables.transaction_ids.c
+            return bool(
+                await connection.scalar(
+                    sa.select(
+                        sa.exists().where(
+                            ids.profile_id == profile_id, ids.transaction_id == transaction_id
+                        )
+                    )
+                )
+            )

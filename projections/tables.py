@@ -1,0 +1,261 @@
+"""The read models in PostgreSQL: what the query API reads and the projector writes.
+
+Every table but `segments` is derived from the topics and can be rebuilt from them.
+The migrations in projections/migrations create exactly these tables (a test compares).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+
+metadata = MetaData()
+
+
+def _at(name: str, *, nullable: bool = True) -> Column[object]:
+    return Column(name, DateTime(timezone=True), nullable=nullable)
+
+
+def _money(name: str) -> Column[object]:
+    return Column(name, Numeric, nullable=False, server_default="0")
+
+
+# One row per live profile: the list columns of the CRM, Mail and RevenueCat views, and
+# the whole profile view for the detail page.
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("profile_id", UUID(as_uuid=True), primary_key=True),
+    Column("customer_user_id", Text),
+    Column("email", Text),
+    Column("phone_number", Text),
+    Column("first_name", Text),
+    Column("last_name", Text),
+    Column("gender", Text),
+    Column("birthday", Date),
+    Column("country", Text),
+    Column("store_country", Text),
+    Column("platform", Text),
+    Column("os", Text),
+    Column("device", Text),
+    _at("created_at"),
+    _at("last_seen_at"),
+    _at("last_activity_at"),
+    Column("subscription_state", Text, nullable=False),
+    Column("purchase_status", Text, nullable=False),
+    Column("stores", ARRAY(Text), nullable=False),
+    Column("environments", ARRAY(Text), nullable=False),
+    Column("active_access_levels", ARRAY(Text), nullable=False),
+    _money("total_revenue_usd"),
+    _money("total_proceeds_usd"),
+    _money("sandbox_total_revenue_usd"),
+    _money("sandbox_total_proceeds_usd"),
+    Column("emails_sent", Integer, nullable=False, server_default="0"),
+    Column("emails_delivered", Integer, nullable=False, server_default="0"),
+    Column("emails_opened", Integer, nullable=False, server_default="0"),
+    Column("emails_clicked", Integer, nullable=False, server_default="0"),
+    Column("email_open_rate", Numeric),
+    _money("email_attributed_revenue_usd"),
+    Column("email_subscribed", Boolean, nullable=False, server_default="true"),
+    _at("next_wakeup_at"),
+    _at("as_of", nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("view", JSONB, nullable=False),
+)
+Index("profiles_customer_user_id", profiles.c.customer_user_id)
+Index("profiles_email_lower", func.lower(profiles.c.email))
+Index("profiles_phone_number", profiles.c.phone_number)
+Index("profiles_ltv", profiles.c.total_revenue_usd, profiles.c.profile_id)
+Index("profiles_created", profiles.c.created_at, profiles.c.profile_id)
+Index("profiles_last_seen", profiles.c.last_seen_at, profiles.c.profile_id)
+Index("profiles_last_activity", profiles.c.last_activity_at, profiles.c.profile_id)
+
+access_levels = Table(
+    "access_levels",
+    metadata,
+    Column("profile_id", UUID(as_uuid=True), nullable=False),
+    Column("access_level_id", Text, nullable=False),
+    Column("is_active", Boolean, nullable=False),
+    Column("is_lifetime", Boolean, nullable=False),
+    _at("starts_at"),
+    _at("expires_at"),
+    Column("store", Text, nullable=False),
+    Column("store_product_id", Text),
+    Column("store_transaction_id", Text),
+    Column("store_original_transaction_id", Text),
+    Column("will_renew", Boolean, nullable=False),
+    Column("is_in_grace_period", Boolean, nullable=False),
+    _at("renewal_cancelled_at"),
+    _at("billing_issue_detected_at"),
+    Column("cancellation_reason", Text),
+    Column("shared_from_profile_id", UUID(as_uuid=True)),
+    PrimaryKeyConstraint("profile_id", "access_level_id"),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("profile_id", UUID(as_uuid=True), nullable=False),
+    Column("chain_key", Text, nullable=False),
+    Column("store", Text, nullable=False),
+    Column("environment", Text, nullable=False),
+    Column("store_product_id", Text, nullable=False),
+    Column("store_transaction_id", Text, nullable=False),
+    Column("store_original_transaction_id", Text, nullable=False),
+    _at("purchased_at", nullable=False),
+    _at("originally_purchased_at", nullable=False),
+    _at("expires_at", nullable=False),
+    Column("is_active", Boolean, nullable=False),
+    Column("is_trial", Boolean, nullable=False),
+    Column("will_renew", Boolean, nullable=False),
+    Column("is_in_grace_period", Boolean, nullable=False),
+    Column("is_in_billing_retry", Boolean, nullable=False),
+    Column("is_refund", Boolean, nullable=False),
+    Column("cancellation_reason", Text),
+    Column("price_local", Numeric, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("price_usd", Numeric, nullable=False),
+    Column("is_parent", Boolean, nullable=False),
+    PrimaryKeyConstraint("profile_id", "chain_key"),
+)
+
+non_subscriptions = Table(
+    "non_subscriptions",
+    metadata,
+    Column("profile_id", UUID(as_uuid=True), nullable=False),
+    Column("purchase_id", Text, nullable=False),
+    Column("store", Text, nullable=False),
+    Column("environment", Text, nullable=False),
+    Column("store_product_id", Text, nullable=False),
+    Column("store_transaction_id", Text, nullable=False),
+    _at("purchased_at", nullable=False),
+    Column("is_refund", Boolean, nullable=False),
+    Column("is_consumable", Boolean, nullable=False),
+    Column("price_local", Numeric, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("price_usd", Numeric, nullable=False),
+    PrimaryKeyConstraint("profile_id", "purchase_id"),
+)
+
+# Any store transaction or original transaction id -> the profiles whose chains hold it.
+transaction_ids = Table(
+    "transaction_ids",
+    metadata,
+    Column("transaction_id", Text, nullable=False),
+    Column("profile_id", UUID(as_uuid=True), nullable=False),
+    PrimaryKeyConstraint("transaction_id", "profile_id"),
+)
+Index("transaction_ids_profile", transaction_ids.c.profile_id)
+
+custom_attributes = Table(
+    "custom_attributes",
+    metadata,
+    Column("profile_id", UUID(as_uuid=True), nullable=False),
+    Column("key", Text, nullable=False),
+    # A string value in `text`, a number in `number`: exactly one is set.
+    Column("text", Text),
+    Column("number", Numeric),
+    PrimaryKeyConstraint("profile_id", "key"),
+)
+Index("custom_attributes_key_text", custom_attributes.c.key, custom_attributes.c.text)
+
+notes = Table(
+    "notes",
+    metadata,
+    Column("profile_id", UUID(as_uuid=True), nullable=False),
+    Column("note_id", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    _at("created_at", nullable=False),
+    _at("updated_at", nullable=False),
+    PrimaryKeyConstraint("profile_id", "note_id"),
+)
+
+# The journey. A future-dated event is stored at once and shown once it is due.
+profile_events = Table(
+    "profile_events",
+    metadata,
+    Column("profile_event_id", UUID(as_uuid=True), primary_key=True),
+    Column("profile_id", UUID(as_uuid=True), nullable=False),
+    Column("event_type", Text, nullable=False),
+    _at("event_datetime", nullable=False),
+    Column("is_future_dated", Boolean, nullable=False),
+    Column("store", Text),
+    Column("environment", Text),
+    Column("transaction_id", Text),
+    Column("product_id", Text),
+    Column("price_usd", Numeric),
+    Column("event", JSONB, nullable=False),
+)
+Index(
+    "profile_events_timeline",
+    profile_events.c.profile_id,
+    profile_events.c.event_datetime.desc(),
+    profile_events.c.profile_event_id.desc(),
+)
+
+# Erased profiles: nothing but the id and the version at erasure, so that no replay or
+# redelivery brings any of their rows back.
+profile_tombstones = Table(
+    "profile_tombstones",
+    metadata,
+    Column("profile_id", UUID(as_uuid=True), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    _at("deleted_at", nullable=False),
+)
+
+# How the folds answered each command: what a waiting API call reads.
+command_outcomes = Table(
+    "command_outcomes",
+    metadata,
+    Column("command_id", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("profile_id", UUID(as_uuid=True), nullable=False),
+    Column("version", BigInteger),
+    Column("outcome", JSONB, nullable=False),
+)
+
+# Named filters over the profile list; membership is evaluated at query time.
+segments = Table(
+    "segments",
+    metadata,
+    Column("segment_id", UUID(as_uuid=True), primary_key=True),
+    Column("name", Text, nullable=False, unique=True),
+    Column("filters", JSONB, nullable=False),
+    _at("created_at", nullable=False),
+)
+
+# The next offset to read of each consumed partition, written in the same transaction
+# as the rows it produced.
+projection_offsets = Table(
+    "projection_offsets",
+    metadata,
+    Column("projection", Text, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("next_offset", BigInteger, nullable=False),
+    PrimaryKeyConstraint("projection", "topic", "partition"),
+)
+
+# Profile-owned tables, each keyed by profile id; a new snapshot replaces their rows.
+PROFILE_CHILDREN = (
+    access_levels,
+    subscriptions,
+    non_subscriptions,
+    transaction_ids,
+    custom_attributes,
+    notes,
+)

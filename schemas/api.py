@@ -1,0 +1,169 @@
+"""HTTP contracts of the query API and the server-side API (facts 1.8, seeds 000-004)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal, Self
+from uuid import UUID
+
+from pydantic import Field, model_validator
+
+from schemas.base import Frozen, Instant
+from schemas.enums import (
+    CancellationReason,
+    EmailEventKind,
+    Environment,
+    OfferCategory,
+    OfferType,
+    PurchaseStatus,
+    Store,
+    SubscriptionState,
+)
+from schemas.money import CountryCode, CurrencyCode
+from schemas.profile import CustomAttribute, ProfileFields
+
+# --- the query API ----------------------------------------------------------------------
+
+
+class ProfileFilters(Frozen):
+    """What a segment is, and what the profile list filters by. Every field narrows."""
+
+    subscription_state: list[SubscriptionState] = []
+    purchase_status: list[PurchaseStatus] = []
+    store: list[Store] = []
+    country: list[str] = []
+    environment: Environment | None = None
+    access_level: str | None = None
+    ltv_min: Decimal | None = None
+    ltv_max: Decimal | None = None
+    created_from: Instant | None = None
+    created_to: Instant | None = None
+    last_seen_from: Instant | None = None
+    last_seen_to: Instant | None = None
+    # Custom attributes that must hold exactly these values.
+    attributes: dict[str, str | float] = {}
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Self:
+        for low, high in (
+            ("ltv_min", "ltv_max"),
+            ("created_from", "created_to"),
+            ("last_seen_from", "last_seen_to"),
+        ):
+            a, b = getattr(self, low), getattr(self, high)
+            if a is not None and b is not None and a > b:
+                raise ValueError(f"{low} must not be greater than {high}")
+        return self
+
+
+ProfileSort = Literal["ltv", "created_at", "last_seen_at", "last_activity_at"]
+
+
+class ProfileQuery(ProfileFilters):
+    segment: UUID | None = None
+    # A profile id, customer user id, email (any case), phone, or store transaction id.
+    q: str | None = Field(default=None, min_length=1, max_length=200)
+    sort: ProfileSort = "created_at"
+    order: Literal["asc", "desc"] = "desc"
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = None
+
+
+class PageQuery(Frozen):
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = None
+
+
+class SegmentRequest(Frozen):
+    name: str = Field(min_length=1, max_length=100)
+    filters: ProfileFilters = ProfileFilters()
+
+
+# --- the server-side API (Adapty v2) ------------------------------------------------------
+
+
+class ProfileRequest(ProfileFields):
+    """Create and update bodies: the profile fields plus custom attributes (seed 003)."""
+
+    ip_v4_address: str | None = None
+    custom_attributes: list[CustomAttribute] = Field(default=[], max_length=30)
+
+
+class Price(Frozen):
+    country: CountryCode
+    currency: CurrencyCode
+    value: Decimal = Field(ge=0)
+
+
+class OfferRequest(Frozen):
+    category: OfferCategory
+    type: OfferType
+    id: str | None = None
+
+
+class SetTransactionRequest(Frozen):
+    """TransactionDTORequest: a one-time purchase or a subscription (facts 1.8.3)."""
+
+    purchase_type: Literal["one_time_purchase", "subscription"]
+    store: Store
+    environment: Environment = Environment.PRODUCTION
+    store_product_id: str = Field(min_length=1)
+    store_base_plan_id: str | None = None
+    store_transaction_id: str = Field(min_length=1, max_length=50)
+    store_original_transaction_id: str = Field(min_length=1)
+    is_family_shared: bool = False
+    price: Price
+    purchased_at: Instant
+    variation_id: str | None = None
+    offer: OfferRequest | None = None
+    refunded_at: Instant | None = None
+    cancellation_reason: CancellationReason | None = None
+    # Subscriptions only.
+    originally_purchased_at: Instant | None = None
+    expires_at: Instant | None = None
+    renew_status: bool | None = None
+    renew_status_changed_at: Instant | None = None
+    billing_issue_detected_at: Instant | None = None
+    grace_period_expires_at: Instant | None = None
+
+
+class GrantRequest(Frozen):
+    access_level_id: str = Field(min_length=1)
+    starts_at: Instant | None = None
+    expires_at: Instant | None = None
+
+
+class RevokeRequest(Frozen):
+    access_level_id: str = Field(min_length=1)
+    revoke_at: Instant | None = None
+
+
+class NoteRequest(Frozen):
+    text: str
+
+
+class TransferRequest(Frozen):
+    to_profile_id: UUID
+
+
+class RestoreRequest(Frozen):
+    store: Store
+    store_original_transaction_ids: list[str] = Field(min_length=1)
+
+
+class EmailEventRequest(Frozen):
+    email_id: str = Field(min_length=1)
+    campaign_id: str | None = None
+    event: EmailEventKind
+    occurred_at: Instant
+
+
+# --- errors (DOMAIN.md section 8, facts 1.8.5) ------------------------------------------
+
+
+def error_body(status: int, code: str, source: str | None, *messages: str) -> dict[str, object]:
+    return {
+        "errors": [{"source": source, "errors": list(messages)}],
+        "error_code": code,
+        "status_code": status,
+    }

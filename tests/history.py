@@ -1,0 +1,69 @@
+"""Topic records as the processor would publish them, made by the in-memory ledger.
+
+After each input, the snapshot of every profile whose version moved, and the events and
+outcomes the folds emitted: the three topics the projector reads, in a valid order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+
+from processors.core.ledger import Ledger
+from processors.core.view import profile_view
+from schemas.messages import Input, instant_of
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    value: bytes
+
+    @property
+    def raw(self) -> str:
+        return self.value.decode()
+
+    @property
+    def json(self) -> dict[str, object]:
+        parsed: dict[str, object] = orjson.loads(self.value)
+        return parsed
+
+
+def records(inputs: Iterable[Input], until: datetime | None = None) -> list[Record]:
+    ledger = Ledger()
+    out: list[Record] = []
+    versions: dict[object, tuple[int, object]] = {}
+    seen_events = 0
+    for item in inputs:
+        ledger.submit(item)
+        out += _emitted(ledger, seen_events)
+        seen_events = len(ledger.events)
+        out += _snapshots(ledger, instant_of(item), versions)
+    if until is not None:
+        ledger.advance(until)
+        out += _emitted(ledger, seen_events)
+        out += _snapshots(ledger, until, versions)
+    return out
+
+
+def _emitted(ledger: Ledger, after: int) -> list[Record]:
+    return [Record("profile_events", e.model_dump_json().encode()) for e in ledger.events[after:]]
+
+
+def _snapshots(
+    ledger: Ledger, now: datetime, versions: dict[object, tuple[int, object]]
+) -> list[Record]:
+    out = []
+    for profile_id, state in sorted(ledger.profiles.items()):
+        if not state.exists or state.as_of is None:
+            continue
+        mark = (state.version, state.as_of)
+        if versions.get(profile_id) == mark:
+            continue
+        versions[profile_id] = mark
+        view = profile_view(state, state.as_of, ledger.config)
+        out.append(Record("profile_snapshots", view.model_dump_json().encode()))
+    return out
