@@ -14,7 +14,7 @@ from uuid import UUID
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import array, insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -77,7 +77,8 @@ def conditions(filters: ProfileFilters) -> list[sa.ColumnElement[bool]]:
     if filters.purchase_status:
         out.append(P.purchase_status.in_([s.value for s in filters.purchase_status]))
     if filters.store:
-        out.append(P.stores.overlap(array([s.value for s in filters.store])))
+        stores = sa.literal([s.value for s in filters.store], ARRAY(sa.Text))
+        out.append(P.stores.overlap(stores))
     if filters.country:
         out.append(sa.func.upper(P.country).in_([c.upper() for c in filters.country]))
     if filters.environment is not None:
@@ -129,6 +130,14 @@ def _decode(cursor: str, sort: str) -> tuple[Any, UUID]:
         key: Any = Decimal(value) if sort == "ltv" else datetime.fromisoformat(value)
         return key, UUID(profile)
     except (ValueError, TypeError, binascii.Error, InvalidOperation, orjson.JSONDecodeError):
+        raise ApiError(400, "validation_error", "cursor", "the cursor is not valid") from None
+
+
+def _decode_event(cursor: str) -> tuple[datetime, int]:
+    try:
+        at, sequence = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(at), int(sequence)
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
         raise ApiError(400, "validation_error", "cursor", "the cursor is not valid") from None
 
 
@@ -211,15 +220,15 @@ class ReadModels:
         e = tables.profile_events.c
         where = [e.profile_id == profile_id, e.event_datetime <= now]
         if page.cursor is not None:
-            at, after = _decode(page.cursor, "event_datetime")
+            at, after = _decode_event(page.cursor)
             where.append(
-                sa.tuple_(e.event_datetime, e.profile_event_id)
+                sa.tuple_(e.event_datetime, e.sequence)
                 < sa.tuple_(sa.literal(at), sa.literal(after))
             )
         statement = (
-            sa.select(e.event, e.event_datetime, e.profile_event_id)
+            sa.select(e.event, e.event_datetime, e.sequence)
             .where(*where)
-            .order_by(e.event_datetime.desc(), e.profile_event_id.desc())
+            .order_by(e.event_datetime.desc(), e.sequence.desc())
             .limit(page.limit + 1)
         )
         async with self.engine.connect() as connection:
@@ -228,7 +237,7 @@ class ReadModels:
         rows = rows[: page.limit]
         cursor = None
         if more and rows:
-            cursor = _encode([rows[-1].event_datetime.isoformat(), str(rows[-1].profile_event_id)])
+            cursor = _encode([rows[-1].event_datetime.isoformat(), str(rows[-1].sequence)])
         return Page([row.event for row in rows], cursor)
 
     # --- segments -------------------------------------------------------------------------

@@ -194,7 +194,7 @@ def collect(records: Iterable[ConsumerRecord], topics: dict[str, str], batch: Ba
         if kind == "profile_snapshots":
             batch.add_snapshot(value, raw)
         elif kind == "profile_events":
-            batch.add_event(value, raw)
+            batch.add_event(value, raw, record.offset)
         else:
             batch.add_outcome(value, raw)
 

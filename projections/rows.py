@@ -139,8 +139,8 @@ CHILD_ROWS: dict[str, Callable[[Record], Iterator[Row]]] = {
 }
 
 
-def event_row(event: Record, raw: str) -> Row:
-    return _row(tables.profile_events, {**event, "event": raw})
+def event_row(event: Record, raw: str, sequence: int) -> Row:
+    return _row(tables.profile_events, {**event, "sequence": sequence, "event": raw})
 
 
 def outcome_row(outcome: Record, raw: str) -> Row:
@@ -160,8 +160,8 @@ class Batch:
         if known is None or _newer(view, known[0]):
             self.profiles[view["profile_id"]] = (view, raw)
 
-    def add_event(self, event: Record, raw: str) -> None:
-        self.events[event["profile_event_id"]] = event_row(event, raw)
+    def add_event(self, event: Record, raw: str, sequence: int) -> None:
+        self.events.setdefault(event["profile_event_id"], event_row(event, raw, sequence))
 
     def add_outcome(self, outcome: Record, raw: str) -> None:
         # A rejection and an acceptance never share a command id; the first kept wins.

@@ -192,6 +192,9 @@ profile_events = Table(
     Column("profile_id", UUID(as_uuid=True), nullable=False),
     Column("event_type", Text, nullable=False),
     _at("event_datetime", nullable=False),
+    # Emission order (the record's offset: a profile's events share a partition), which
+    # orders events of one instant as the fold emitted them.
+    Column("sequence", BigInteger, nullable=False),
     Column("is_future_dated", Boolean, nullable=False),
     Column("store", Text),
     Column("environment", Text),
@@ -204,7 +207,7 @@ Index(
     "profile_events_timeline",
     profile_events.c.profile_id,
     profile_events.c.event_datetime.desc(),
-    profile_events.c.profile_event_id.desc(),
+    profile_events.c.sequence.desc(),
 )
 
 # Erased profiles: nothing but the id and the version at erasure, so that no replay or

@@ -6,14 +6,17 @@ outcomes the folds emitted: the three topics the projector reads, in a valid ord
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
+import psycopg
 
 from processors.core.ledger import Ledger
 from processors.core.view import profile_view
+from projections.projector import prepare, write_batch
+from projections.rows import Batch
 from schemas.messages import Input, instant_of
 
 
@@ -21,6 +24,8 @@ from schemas.messages import Input, instant_of
 class Record:
     topic: str
     value: bytes
+    # Where it sits in its topic (the offset a projector would see).
+    sequence: int = 0
 
     @property
     def raw(self) -> str:
@@ -50,7 +55,10 @@ def records(inputs: Iterable[Input], until: datetime | None = None) -> list[Reco
 
 
 def _emitted(ledger: Ledger, after: int) -> list[Record]:
-    return [Record("profile_events", e.model_dump_json().encode()) for e in ledger.events[after:]]
+    return [
+        Record("profile_events", e.model_dump_json().encode(), sequence)
+        for sequence, e in enumerate(ledger.events[after:], start=after)
+    ]
 
 
 def _snapshots(
@@ -67,3 +75,19 @@ def _snapshots(
         view = profile_view(state, state.as_of, ledger.config)
         out.append(Record("profile_snapshots", view.model_dump_json().encode()))
     return out
+
+
+async def project(url: str, batches: Sequence[Sequence[Record]]) -> None:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
+        await prepare(connection)
+        for number, chunk in enumerate(batches):
+            batch = Batch()
+            for record in chunk:
+                value = record.json
+                if record.topic == "profile_snapshots":
+                    batch.add_snapshot(value, record.raw)
+                elif record.topic == "profile_events":
+                    batch.add_event(value, record.raw, record.sequence)
+                else:
+                    batch.add_outcome(value, record.raw)
+            await write_batch(connection, batch, {("t", 0): number})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -12,12 +11,10 @@ import psycopg
 import pytest
 
 from projections import tables
-from projections.projector import prepare, write_batch
-from projections.rows import Batch
 from schemas.commands import DeleteProfile
 from tests.builders import T0
 from tests.corpus import corpus, profile_id
-from tests.history import Record, records
+from tests.history import Record, project, records
 
 pytestmark = pytest.mark.integration
 
@@ -30,22 +27,6 @@ def history(profiles: int = 15) -> list[Record]:
         command_id="erase-2", issued_at=T0 + timedelta(days=90), profile_id=profile_id(2)
     )
     return records([*creates, *rest, erase], until=T0 + timedelta(days=120))
-
-
-async def project(url: str, batches: Sequence[Sequence[Record]]) -> None:
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
-        await prepare(connection)
-        for number, chunk in enumerate(batches):
-            batch = Batch()
-            for record in chunk:
-                value = record.json
-                if record.topic == "profile_snapshots":
-                    batch.add_snapshot(value, record.raw)
-                elif record.topic == "profile_events":
-                    batch.add_event(value, record.raw)
-                else:
-                    batch.add_outcome(value, record.raw)
-            await write_batch(connection, batch, {("t", 0): number})
 
 
 def chunks(items: list[Record], size: int) -> list[list[Record]]:

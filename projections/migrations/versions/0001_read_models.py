@@ -88,6 +88,7 @@ def upgrade() -> None:
         sa.Column("profile_id", sa.UUID(), nullable=False),
         sa.Column("event_type", sa.Text(), nullable=False),
         sa.Column("event_datetime", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("sequence", sa.BigInteger(), nullable=False),
         sa.Column("is_future_dated", sa.Boolean(), nullable=False),
         sa.Column("store", sa.Text(), nullable=True),
         sa.Column("environment", sa.Text(), nullable=True),
@@ -103,7 +104,7 @@ def upgrade() -> None:
         [
             "profile_id",
             sa.literal_column("event_datetime DESC"),
-            sa.literal_column("profile_event_id DESC"),
+            sa.literal_column("sequence DESC"),
         ],
         unique=False,
     )
