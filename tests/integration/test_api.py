@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,175 @@ async def test_a_signed_app_store_purchase_shows_in_the_profile(service: Service
         "/api/v1/profiles", params={"q": tx["originalTransactionId"]}, headers=AUTH
     )
     assert [p["profile_id"] for p in listed.json()["data"]] == [profile]
+
+
+async def test_bad_requests_are_refused_with_adaptys_codes(service: Service) -> None:
+    http = service.http
+    profile = (await service.create("checked"))["profile_id"]
+    me = {**AUTH, "adapty-profile-id": profile}
+    v2 = "/api/v2/server-side-api"
+    cases: list[tuple[str, str, dict[str, str], Any, int, str]] = [
+        ("GET", f"{v2}/profile/", {"adapty-profile-id": profile}, None, 401, "not_authenticated"),
+        ("GET", f"{v2}/profile/", AUTH, None, 400, "validation_error"),
+        (
+            "GET",
+            f"{v2}/profile/",
+            {**AUTH, "adapty-profile-id": "x"},
+            None,
+            400,
+            "validation_error",
+        ),
+        (
+            "GET",
+            f"{v2}/profile/",
+            {**AUTH, "adapty-customer-user-id": "nobody"},
+            None,
+            404,
+            "profile_does_not_exist",
+        ),
+        (
+            "POST",
+            f"{v2}/purchase/profile/grant/access-level/",
+            {**AUTH, "adapty-customer-user-id": "nobody"},
+            {"access_level_id": "premium"},
+            400,
+            "profile_does_not_exist",
+        ),
+        ("PATCH", f"{v2}/profile/", me, {"gender": "x", **INSTALLATION}, 400, "enum"),
+        (
+            "PATCH",
+            f"{v2}/profile/",
+            me,
+            {"birthday": "soon", **INSTALLATION},
+            400,
+            "datetime",
+        ),
+        ("PATCH", f"{v2}/profile/", me, {"email": "ann", **INSTALLATION}, 400, "validation_error"),
+        ("PATCH", f"{v2}/profile/", me, {"first_name": "Ann"}, 400, "base_error"),
+        ("POST", f"{v2}/purchase/profile/revoke/access-level/", me, "{", 400, "validation_error"),
+        (
+            "POST",
+            f"{v2}/purchase/profile/revoke/access-level/",
+            me,
+            {"access_level_id": "premium"},
+            400,
+            "profile_paid_access_level_does_not_exist",
+        ),
+        (
+            "PATCH",
+            f"{v2}/profile/",
+            me,
+            {**INSTALLATION, "custom_attributes": [{"key": "no spaces", "value": "1"}]},
+            400,
+            "validation_error",
+        ),
+        (
+            "POST",
+            "/api/v1/server-side-api/profile/notes/",
+            me,
+            {"text": "x" * 256},
+            400,
+            "validation_error",
+        ),
+    ]
+    for method, path, headers, document, status, code in cases:
+        content = document if isinstance(document, str) else None
+        response = await http.request(
+            method,
+            path,
+            headers=headers,
+            json=None if content is not None else document,
+            content=content,
+        )
+        assert (response.status_code, response.json()["error_code"]) == (status, code), (
+            method,
+            path,
+            document,
+            response.text,
+        )
+        assert set(response.json()) == {"errors", "error_code", "status_code"}
+
+    # Nothing refused changed the profile.
+    after = await http.get(f"{v2}/profile/", headers=me)
+    assert after.json()["data"]["custom_attributes"] == []
+    assert after.json()["data"]["access_levels"] == []
+
+    await http.post(
+        f"{v2}/purchase/profile/grant/access-level/",
+        headers=me,
+        json={"access_level_id": "premium", "expires_at": "2099-01-01T00:00:00Z"},
+    )
+    late = await http.post(
+        f"{v2}/purchase/profile/revoke/access-level/",
+        headers=me,
+        json={"access_level_id": "premium", "revoke_at": "2100-01-01T00:00:00Z"},
+    )
+    assert late.json()["error_code"] == "revocation_date_more_than_expiration_date"
+    assert late.json()["errors"][0]["source"] == "revoke_at"
+
+
+async def test_purchases_and_profile_commands_read_their_own_writes(service: Service) -> None:
+    http = service.http
+    buyer = (await service.create("payer"))["profile_id"]
+    heir = (await service.create("heir"))["profile_id"]
+    me = {**AUTH, "adapty-profile-id": buyer}
+    bought = await http.post(
+        "/api/v2/server-side-api/purchase/set/transaction/",
+        headers=me,
+        json={
+            "purchase_type": "subscription",
+            "store": "stripe",
+            "store_product_id": "pro.yearly",
+            "store_transaction_id": "in_2",
+            "store_original_transaction_id": "sub_1",
+            "price": {"country": "DE", "currency": "USD", "value": 49.5},
+            "purchased_at": "2026-11-01T00:00:00Z",
+            "originally_purchased_at": "2026-11-01T00:00:00Z",
+            "expires_at": "2099-11-01T00:00:00Z",
+            "renew_status": True,
+        },
+    )
+    assert bought.status_code == 200, bought.text
+    data = bought.json()["data"]
+    assert data["total_revenue_usd"] == 49.5
+    (subscription,) = data["subscriptions"]
+    assert (subscription["store"], subscription["store_transaction_id"]) == ("stripe", "in_2")
+    assert data["access_levels"][0]["is_active"]
+
+    v1 = "/api/v1/server-side-api/profile"
+    noted = await http.post(f"{v1}/notes/", headers=me, json={"text": "VIP, **call first**"})
+    assert noted.status_code == 200, noted.text
+    (note,) = noted.json()["data"]["notes"]
+    edited = await http.patch(f"{v1}/notes/{note['note_id']}/", headers=me, json={"text": "VIP"})
+    assert [n["text"] for n in edited.json()["data"]["notes"]] == ["VIP"]
+    emailed = await http.post(
+        f"{v1}/email-events/",
+        headers=me,
+        json={
+            "email_id": "e1",
+            "campaign_id": "c1",
+            "event": "sent",
+            "occurred_at": "2026-11-02T00:00:00Z",
+        },
+    )
+    assert emailed.json()["data"]["email"]["sent"] == 1
+    unsubscribed = await http.post(f"{v1}/unsubscribe/", headers=me)
+    assert unsubscribed.json()["data"]["email_subscribed"] is False
+
+    restored = await http.post(
+        f"{v1}/restore/",
+        headers={**AUTH, "adapty-profile-id": heir},
+        json={"store": "stripe", "store_original_transaction_ids": ["sub_1"]},
+    )
+    assert restored.status_code == 200, restored.text
+    (shared,) = restored.json()["data"]["access_levels"]
+    assert shared["shared_from_profile_id"] == buyer
+
+    moved = await http.post(f"{v1}/transfer/", headers=me, json={"to_profile_id": heir})
+    assert moved.status_code == 200, moved.text
+    page = await http.get(f"/api/v1/profiles/{buyer}/events", headers=AUTH)
+    journey = page.json()["data"]
+    kinds = [e["event_type"] for e in journey]
+    assert {"profile_created", "subscription_started", "entitlements_transferred"} <= set(kinds)
+    instants = [datetime.fromisoformat(e["event_datetime"]) for e in journey]
+    assert instants == sorted(instants, reverse=True)
