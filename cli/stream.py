@@ -168,7 +168,9 @@ def project(
             from prometheus_client import start_http_server
 
             start_http_server(settings.metrics_port, addr="127.0.0.1")
-        projector = Projector(catalog, bootstrap, url, settings.projection_batch_size)
+        projector = Projector(
+            catalog, bootstrap, url, settings.projection_batch_size, settings.broker_flavor
+        )
         with suppress(KeyboardInterrupt):
             asyncio.run(_until_signalled(projector.run))
 

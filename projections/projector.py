@@ -28,10 +28,13 @@ import orjson
 import psycopg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from prometheus_client import Counter, Histogram
+from psycopg import sql
 
 from projections import tables
 from projections.rows import CHILD_ROWS, COLUMNS, Batch, Row, profile_row
 from runtime.catalog import Catalog
+from runtime.kafka import fetch_max_wait_ms
+from runtime.settings import BrokerFlavor
 
 log = logging.getLogger(__name__)
 
@@ -61,21 +64,30 @@ def _staging(table: str) -> str:
 
 async def prepare(connection: Connection) -> None:
     """Temporary tables shaped like their targets, emptied at every commit."""
+    # The read models are rebuilt from the topics, and each transaction stores its own
+    # offsets: a commit lost in a server crash is read again, so it need not wait for disk.
+    await connection.execute("SET synchronous_commit = off")
+    # A batch's staging rows stay in memory (set before the first temporary table is used).
+    await connection.execute("SET temp_buffers = '64MB'")
     async with connection.transaction():
-        for table in ("profiles", "profile_events", "command_outcomes", *CHILD_ROWS):
+        for table in ("profiles", "command_outcomes", *CHILD_ROWS):
             await connection.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {_staging(table)} "
                 f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
+        await connection.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_staging('profile_events')} "
+            "(sequence bigint, event jsonb) ON COMMIT DELETE ROWS"
+        )
         await connection.execute(
             "CREATE TEMP TABLE IF NOT EXISTS changed_profiles (profile_id uuid PRIMARY KEY) "
             "ON COMMIT DELETE ROWS"
         )
 
 
-async def _copy(connection: Connection, table: str, rows: Iterable[Row]) -> int:
+async def _copy(connection: Connection, table: str, rows: Iterable[Row], columns: str = "") -> int:
     count = 0
-    columns = ", ".join(COLUMNS[table])
+    columns = columns or ", ".join(COLUMNS[table])
     async with connection.cursor().copy(f"COPY {_staging(table)} ({columns}) FROM STDIN") as copy:
         for row in rows:
             await copy.write_row(row)
@@ -83,8 +95,118 @@ async def _copy(connection: Connection, table: str, rows: Iterable[Row]) -> int:
     return count
 
 
+# An event's columns, taken from its JSON (schemas.outputs.ProfileEvent).
+INSERT_EVENTS = f"""
+    INSERT INTO profile_events ({", ".join(COLUMNS["profile_events"])})
+    SELECT (e->>'profile_event_id')::uuid, (e->>'profile_id')::uuid, e->>'event_type',
+           (e->>'event_datetime')::timestamptz, i.sequence,
+           coalesce((e->>'is_future_dated')::boolean, false), e->>'store', e->>'environment',
+           e->>'transaction_id', e->>'product_id', (e->>'price_usd')::numeric, e
+    FROM (SELECT sequence, event AS e FROM {_staging("profile_events")}) AS i
+    WHERE NOT EXISTS (
+        SELECT 1 FROM profile_tombstones t WHERE t.profile_id = (e->>'profile_id')::uuid)
+    ON CONFLICT (profile_event_id) DO NOTHING
+"""
+
+
 def _assignments(columns: Sequence[str], skip: str) -> str:
     return ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != skip)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A batch's rows, made ahead of the transaction that writes them."""
+
+    rows: dict[str, list[Row]]
+    erased: list[tuple[str, int, str]]
+    offsets: dict[tuple[str, int], int]
+    records: int
+
+
+def prepare_rows(batch: Batch, offsets: dict[tuple[str, int], int]) -> Prepared:
+    live = list(batch.live())
+    rows: dict[str, list[Row]] = {"profiles": [profile_row(v, raw) for v, raw in live]}
+    for table, rows_of in CHILD_ROWS.items():
+        rows[table] = [r for v, _ in live for r in rows_of(v)]
+    rows["profile_events"] = batch.events
+    rows["command_outcomes"] = list(batch.outcomes.values())
+    return Prepared(rows, batch.erased(), dict(offsets), len(batch))
+
+
+UPSERT_PROFILES = f"""
+    WITH upserted AS (
+        INSERT INTO profiles AS p SELECT i.* FROM {_staging("profiles")} i
+        WHERE NOT EXISTS (SELECT 1 FROM profile_tombstones t WHERE t.profile_id = i.profile_id)
+        ON CONFLICT (profile_id) DO UPDATE
+        SET {_assignments(COLUMNS["profiles"], "profile_id")}
+        WHERE (p.version, p.as_of) < (EXCLUDED.version, EXCLUDED.as_of)
+        RETURNING p.profile_id
+    )
+    INSERT INTO changed_profiles SELECT profile_id FROM upserted
+"""
+REPLACE_CHILDREN = "".join(
+    f"""
+    DELETE FROM {table} USING changed_profiles c WHERE {table}.profile_id = c.profile_id;
+    INSERT INTO {table} SELECT i.* FROM {_staging(table)} i
+        JOIN changed_profiles c ON c.profile_id = i.profile_id;"""
+    for table in CHILD_ROWS
+)
+INSERT_OUTCOMES = (
+    f"INSERT INTO command_outcomes SELECT * FROM {_staging('command_outcomes')} "
+    "ON CONFLICT (command_id) DO NOTHING"
+)
+
+
+def _script(prepared: Prepared, projection: str) -> sql.Composed:
+    """Everything after the COPYs, as one round trip."""
+    parts: list[sql.Composable] = [
+        sql.SQL(UPSERT_PROFILES + ";" + REPLACE_CHILDREN),
+        sql.SQL(INSERT_EVENTS + ";" + INSERT_OUTCOMES + ";"),
+    ]
+    if prepared.erased:
+        # GDPR erasure: every row of the profile goes; the tombstone keeps it gone.
+        tombstones = sql.SQL(", ").join(
+            sql.SQL("({}::uuid, {}, {}::timestamptz)").format(*map(sql.Literal, row))
+            for row in prepared.erased
+        )
+        ids = sql.Literal([profile_id for profile_id, _, _ in prepared.erased])
+        parts.append(
+            sql.SQL(
+                "INSERT INTO profile_tombstones (profile_id, version, deleted_at) VALUES {} "
+                "ON CONFLICT (profile_id) DO NOTHING;"
+            ).format(tombstones)
+        )
+        parts += [
+            sql.SQL("DELETE FROM {} WHERE profile_id = ANY({}::uuid[]);").format(
+                sql.Identifier(table), ids
+            )
+            for table in ERASED
+        ]
+    if prepared.offsets:
+        values = sql.SQL(", ").join(
+            sql.SQL("({}, {}, {}, {})").format(*map(sql.Literal, (projection, t, p, o)))
+            for (t, p), o in prepared.offsets.items()
+        )
+        parts.append(
+            sql.SQL(
+                "INSERT INTO projection_offsets (projection, topic, partition, next_offset) "
+                "VALUES {} ON CONFLICT (projection, topic, partition) "
+                "DO UPDATE SET next_offset = EXCLUDED.next_offset;"
+            ).format(values)
+        )
+    return sql.Composed(parts)
+
+
+async def write_rows(connection: Connection, prepared: Prepared, projection: str = NAME) -> Written:
+    """One transaction: the batch's rows and the offsets after it."""
+    rows = 0
+    async with connection.transaction():
+        for table, table_rows in prepared.rows.items():
+            columns = "sequence, event" if table == "profile_events" else ""
+            rows += await _copy(connection, table, table_rows, columns)
+        await connection.execute(_script(prepared, projection))
+    ROWS_WRITTEN.inc(rows)
+    return Written(prepared.records, rows)
 
 
 async def write_batch(
@@ -93,86 +215,28 @@ async def write_batch(
     offsets: dict[tuple[str, int], int],
     projection: str = NAME,
 ) -> Written:
-    """One transaction: the batch's rows and the offsets after it."""
-    rows = 0
-    async with connection.transaction():
-        live = list(batch.live())
-        rows += await _copy(connection, "profiles", (profile_row(v, raw) for v, raw in live))
-        for table, rows_of in CHILD_ROWS.items():
-            rows += await _copy(connection, table, (r for v, _ in live for r in rows_of(v)))
-        rows += await _copy(connection, "profile_events", batch.events.values())
-        rows += await _copy(connection, "command_outcomes", batch.outcomes.values())
-        await connection.execute(
-            f"""
-            WITH upserted AS (
-                INSERT INTO profiles AS p SELECT i.* FROM {_staging("profiles")} i
-                WHERE NOT EXISTS (
-                    SELECT 1 FROM profile_tombstones t WHERE t.profile_id = i.profile_id)
-                ON CONFLICT (profile_id) DO UPDATE
-                SET {_assignments(COLUMNS["profiles"], "profile_id")}
-                WHERE (p.version, p.as_of) < (EXCLUDED.version, EXCLUDED.as_of)
-                RETURNING p.profile_id
-            )
-            INSERT INTO changed_profiles SELECT profile_id FROM upserted
-            """
-        )
-        for table in CHILD_ROWS:
-            await connection.execute(
-                f"DELETE FROM {table} USING changed_profiles c "
-                f"WHERE {table}.profile_id = c.profile_id"
-            )
-            await connection.execute(
-                f"INSERT INTO {table} SELECT i.* FROM {_staging(table)} i "
-                "JOIN changed_profiles c ON c.profile_id = i.profile_id"
-            )
-        await connection.execute(
-            f"""
-            INSERT INTO profile_events SELECT i.* FROM {_staging("profile_events")} i
-            WHERE NOT EXISTS (
-                SELECT 1 FROM profile_tombstones t WHERE t.profile_id = i.profile_id)
-            ON CONFLICT (profile_event_id) DO NOTHING
-            """
-        )
-        await connection.execute(
-            f"INSERT INTO command_outcomes SELECT * FROM {_staging('command_outcomes')} "
-            "ON CONFLICT (command_id) DO NOTHING"
-        )
-        erased = batch.erased()
-        if erased:
-            await _erase(connection, erased)
-        await _store_offsets(connection, projection, offsets)
-    ROWS_WRITTEN.inc(rows)
-    return Written(len(batch), rows)
+    return await write_rows(connection, prepare_rows(batch, offsets), projection)
 
 
-async def _erase(connection: Connection, erased: list[tuple[str, int, str]]) -> None:
-    """GDPR erasure: every row of the profile goes; the tombstone keeps it gone."""
-    async with connection.cursor() as cursor:
-        await cursor.executemany(
-            "INSERT INTO profile_tombstones (profile_id, version, deleted_at) "
-            "VALUES (%s, %s, %s) ON CONFLICT (profile_id) DO NOTHING",
-            erased,
-        )
-    ids = [profile_id for profile_id, _, _ in erased]
-    for table in ERASED:
-        await connection.execute(f"DELETE FROM {table} WHERE profile_id = ANY(%s::uuid[])", (ids,))
+class Writer:
+    """Writes batches in order, preparing the next batch's rows while PostgreSQL works on
+    the one before: the projector's CPU and the database's overlap."""
 
+    def __init__(self, connection: Connection, projection: str = NAME) -> None:
+        self.connection = connection
+        self.projection = projection
+        self._pending: asyncio.Task[Written] | None = None
+        self.rows = 0
 
-async def _store_offsets(
-    connection: Connection,
-    projection: str,
-    offsets: dict[tuple[str, int], int],
-) -> None:
-    async with connection.cursor() as cursor:
-        await cursor.executemany(
-            "INSERT INTO projection_offsets (projection, topic, partition, next_offset) "
-            "VALUES (%s, %s, %s, %s) ON CONFLICT (projection, topic, partition) "
-            "DO UPDATE SET next_offset = EXCLUDED.next_offset",
-            [
-                (projection, topic, partition, offset)
-                for (topic, partition), offset in offsets.items()
-            ],
-        )
+    async def submit(self, batch: Batch, offsets: dict[tuple[str, int], int]) -> None:
+        prepared = prepare_rows(batch, offsets)
+        await self.drain()
+        self._pending = asyncio.create_task(write_rows(self.connection, prepared, self.projection))
+
+    async def drain(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self.rows += (await pending).rows
 
 
 async def stored_offsets(
@@ -189,25 +253,32 @@ def collect(records: Iterable[ConsumerRecord], topics: dict[str, str], batch: Ba
     """Add consumed records to `batch`, each by what its topic carries."""
     for record in records:
         raw = record.value.decode()
-        value = orjson.loads(record.value)
         kind = topics[record.topic]
-        if kind == "profile_snapshots":
-            batch.add_snapshot(value, raw)
-        elif kind == "profile_events":
-            batch.add_event(value, raw, record.offset)
+        if kind == "profile_events":
+            batch.add_event(raw, record.offset)
+        elif kind == "profile_snapshots":
+            batch.add_snapshot(orjson.loads(record.value), raw)
         else:
-            batch.add_outcome(value, raw)
+            batch.add_outcome(orjson.loads(record.value), raw)
 
 
 class Projector:
     """Runs until stopped: consume, write one transaction per batch, repeat."""
 
-    def __init__(self, catalog: Catalog, bootstrap: str, dsn: str, batch_size: int = 2000) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        bootstrap: str,
+        dsn: str,
+        batch_size: int = 2000,
+        flavor: BrokerFlavor = BrokerFlavor.TANSU,
+    ) -> None:
         self.topics = {catalog[t].name: t for t in SOURCES}
         self.catalog = catalog
         self.bootstrap = bootstrap
         self.dsn = dsn
         self.batch_size = batch_size
+        self.fetch_wait_ms = fetch_max_wait_ms(flavor)
         self.caught_up = asyncio.Event()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
@@ -219,17 +290,28 @@ class Projector:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_wait_ms=self.fetch_wait_ms,
         )
         try:
             await prepare(connection)
             await consumer.start()
             await self._assign(consumer, connection)
+            writer = Writer(connection)
             while not stop.is_set():
                 fetched = await consumer.getmany(timeout_ms=100, max_records=self.batch_size)
                 if not fetched:
+                    await writer.drain()
                     self.caught_up.set()
                     continue
-                await self._write(connection, fetched)
+                started = time.perf_counter()
+                batch, offsets = Batch(), {}
+                for tp, records in fetched.items():
+                    collect(records, self.topics, batch)
+                    offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
+                await writer.submit(batch, offsets)
+                BATCH_RECORDS.observe(sum(len(r) for r in fetched.values()))
+                BATCH_SECONDS.observe(time.perf_counter() - started)
+            await writer.drain()
         finally:
             await consumer.stop()
             await connection.close()
@@ -248,18 +330,3 @@ class Projector:
                 await consumer.seek_to_beginning(tp)
             else:
                 consumer.seek(tp, offset)
-
-    async def _write(
-        self,
-        connection: Connection,
-        fetched: dict[TopicPartition, list[ConsumerRecord]],
-    ) -> None:
-        started = time.perf_counter()
-        batch, offsets = Batch(), {}
-        for tp, records in fetched.items():
-            collect(records, self.topics, batch)
-            offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
-        written = await write_batch(connection, batch, offsets)
-        BATCH_RECORDS.observe(sum(len(r) for r in fetched.values()))
-        BATCH_SECONDS.observe(time.perf_counter() - started)
-        log.debug("projected %d records as %d rows", written.records, written.rows)

@@ -2,7 +2,8 @@
 
 Records arrive as JSON (a ProfileView on `profile.snapshots`, a ProfileEvent on
 `profile.events`, an Outcome on `profile.outcomes`). They are read as plain dicts, not
-validated models: the folds wrote them, and this is the projector's hot path. Each row
+validated models: the folds wrote them, and this is the projector's hot path. Events,
+the most numerous, are not even parsed here: PostgreSQL takes them apart on insert. Each row
 is a tuple in its table's column order, ready for COPY; values stay in their JSON text
 form (timestamps, exact decimals), which PostgreSQL parses on COPY.
 """
@@ -139,10 +140,6 @@ CHILD_ROWS: dict[str, Callable[[Record], Iterator[Row]]] = {
 }
 
 
-def event_row(event: Record, raw: str, sequence: int) -> Row:
-    return _row(tables.profile_events, {**event, "sequence": sequence, "event": raw})
-
-
 def outcome_row(outcome: Record, raw: str) -> Row:
     return _row(tables.command_outcomes, {**outcome, "outcome": raw})
 
@@ -152,7 +149,8 @@ class Batch:
     """One transaction's worth of rows, newest snapshot per profile."""
 
     profiles: dict[str, tuple[Record, str]] = field(default_factory=dict)
-    events: dict[str, Row] = field(default_factory=dict)
+    # Events go in as (sequence, JSON): PostgreSQL takes their columns apart.
+    events: list[Row] = field(default_factory=list)
     outcomes: dict[str, Row] = field(default_factory=dict)
 
     def add_snapshot(self, view: Record, raw: str) -> None:
@@ -160,8 +158,8 @@ class Batch:
         if known is None or _newer(view, known[0]):
             self.profiles[view["profile_id"]] = (view, raw)
 
-    def add_event(self, event: Record, raw: str, sequence: int) -> None:
-        self.events.setdefault(event["profile_event_id"], event_row(event, raw, sequence))
+    def add_event(self, raw: str, sequence: int) -> None:
+        self.events.append((sequence, raw))
 
     def add_outcome(self, outcome: Record, raw: str) -> None:
         # A rejection and an acceptance never share a command id; the first kept wins.

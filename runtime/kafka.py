@@ -46,3 +46,11 @@ def exact_changelog_tails(flavor: BrokerFlavor) -> bool:
     table recovery stop short. Ending each changelog partition's writes with a batch of one
     record keeps LATEST exact without giving up batching."""
     return flavor is BrokerFlavor.TANSU
+
+
+def fetch_max_wait_ms(flavor: BrokerFlavor) -> int:
+    """How long a fetch may wait for data. Kafka answers as soon as data arrives; Tansu holds
+    a fetch for the whole wait even when data arrives meanwhile, so every hop between
+    agents would cost up to this much latency (measured: 1500 ms gives a p50 of 373 ms per
+    hop at 200 records/s, 20 ms gives 10 ms)."""
+    return 20 if flavor is BrokerFlavor.TANSU else 500

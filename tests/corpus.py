@@ -42,10 +42,11 @@ def _refund(p: UUID, i: int, t: datetime) -> list[Input]:
 
 def _renewals(p: UUID, i: int, t: datetime) -> list[Input]:
     c = Chain(otid=f"r{i}", profile=p)
-    return [
+    renewals: list[Input] = [
         c.buy(f"r{i}-{m}", t + timedelta(days=30 * m), t + timedelta(days=30 * (m + 1)))
         for m in range(4)
-    ] + [c.expired(t + timedelta(days=120), R.VOLUNTARILY_CANCELLED)]
+    ]
+    return [*renewals, c.expired(t + timedelta(days=120), R.VOLUNTARILY_CANCELLED)]
 
 
 def _one_time_and_grant(p: UUID, i: int, t: datetime) -> list[Input]:

@@ -40,7 +40,7 @@ from processors.stream import codecs
 from processors.stream.outbox import Outbox, with_retries
 from processors.stream.wakeups import WakeIndex
 from runtime.catalog import Catalog
-from runtime.kafka import exact_changelog_tails, faust_settings
+from runtime.kafka import exact_changelog_tails, faust_settings, fetch_max_wait_ms
 from runtime.settings import Settings
 from schemas.commands import Command
 from schemas.enums import Store
@@ -118,6 +118,7 @@ class Processor:
         self._exact_tails = exact_changelog_tails(settings.broker_flavor)
         self._last_commit = time.monotonic()
         self._committed: dict[Any, int] = {}
+        self._fetch_wait_ms = fetch_max_wait_ms(settings.broker_flavor)
         profile_channel = self.app.topic(
             catalog["profile_commands"].name,
             catalog["profile_inputs"].name,
@@ -397,7 +398,16 @@ class Processor:
                 self.wakeups.set(key, state.next_wakeup_at)
         self._indexed_at = time.monotonic()
 
+    def _tune_fetches(self) -> None:
+        """Faust fixes its consumer's fetch wait at 1.5 s; the broker flavor decides it here.
+        The fetcher reads the value for each request, so setting it once it exists is enough."""
+        thread = getattr(self.app.consumer, "_thread", None)
+        fetcher = getattr(getattr(thread, "_consumer", None), "_fetcher", None)
+        if fetcher is not None and fetcher._fetch_max_wait_ms != self._fetch_wait_ms:
+            fetcher._fetch_max_wait_ms = self._fetch_wait_ms
+
     async def _on_timer(self) -> None:
+        self._tune_fetches()
         self._index_wakeups()
         now = datetime.now(UTC)
         TIMERS_DUE.set(len(self.wakeups))

@@ -1,0 +1,195 @@
+"""End-to-end latency: store notification accepted by ingress -> visible in the read model.
+
+    python -m bench.read_model_latency [--rate 1000] [--seconds 20]
+
+Runs the whole pipeline as separate processes (`subledger api`, `worker`, `project`) on the
+embedded broker and PostgreSQL (or DATABASE_URL's server), posts signed Stripe
+`invoice.paid` notifications at a steady rate, each a new subscription, and watches the
+read model for each invoice's transaction id. Prints the rate actually accepted, and the
+latency from each 200 answer to the moment its purchase was queryable (p50, p99, max;
+resolution: the 20 ms watch interval).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack, suppress
+from pathlib import Path
+
+import httpx
+import orjson
+import psycopg
+
+from bench.projection_throughput import fresh
+from runtime.broker import EmbeddedBroker, free_port, wait_for_port
+from runtime.postgres import embedded_postgres
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "whsec_bench"
+
+
+def invoice(i: int, now: int) -> bytes:
+    return orjson.dumps(
+        {
+            "id": f"evt_{i}",
+            "object": "event",
+            "type": "invoice.paid",
+            "created": now,
+            "livemode": True,
+            "data": {
+                "object": {
+                    "id": f"in_{i}",
+                    "object": "invoice",
+                    "amount_paid": 999,
+                    "currency": "usd",
+                    "billing_reason": "subscription_create",
+                    "parent": {
+                        "subscription_details": {
+                            "subscription": f"sub_{i}",
+                            "metadata": {"profile_id": str(uuid.UUID(int=i + 1))},
+                        }
+                    },
+                    "lines": {
+                        "data": [
+                            {
+                                "period": {"start": now, "end": now + 30 * 86400},
+                                "pricing": {
+                                    "price_details": {"price": "p", "product": "premium.monthly"}
+                                },
+                            }
+                        ]
+                    },
+                }
+            },
+        }
+    )
+
+
+def signed(body: bytes, now: int) -> dict[str, str]:
+    digest = hmac.new(SECRET.encode(), f"{now}.".encode() + body, hashlib.sha256).hexdigest()
+    return {"Stripe-Signature": f"t={now},v1={digest}", "content-type": "application/json"}
+
+
+async def post(url: str, rate: float, seconds: float, accepted: dict[str, float]) -> float:
+    total = int(rate * seconds)
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    refused = 0
+    started = time.perf_counter()
+    async with httpx.AsyncClient(limits=limits, timeout=30) as http:
+
+        async def one(i: int) -> None:
+            nonlocal refused
+            now = int(time.time())
+            body = invoice(i, now)
+            response = await http.post(url, content=body, headers=signed(body, now))
+            if response.status_code == 200:
+                accepted[f"in_{i}"] = time.perf_counter()
+            else:
+                refused += 1
+
+        tasks = []
+        for i in range(total):
+            due = started + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - started
+    if refused:
+        print(f"refused: {refused}")
+    return len(accepted) / elapsed
+
+
+async def watch(
+    dsn: str, accepted: dict[str, float], seen: dict[str, float], done: asyncio.Event
+) -> None:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as connection:
+        while not done.is_set() or len(seen) < len(accepted):
+            pending = [t for t in accepted if t not in seen]
+            if pending:
+                cursor = await connection.execute(
+                    "SELECT transaction_id FROM transaction_ids WHERE transaction_id = ANY(%s)",
+                    (pending,),
+                )
+                at = time.perf_counter()
+                for (transaction_id,) in await cursor.fetchall():
+                    seen[transaction_id] = at
+            await asyncio.sleep(0.02)
+
+
+def start(role: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
+    log = open(logs / f"{role[0]}.log", "wb")  # noqa: SIM115
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *role], env=env, cwd=ROOT, stdout=log, stderr=log
+    )
+
+
+async def main(rate: float, seconds: float, grace: float) -> None:
+    logs = Path(tempfile.mkdtemp())
+    with ExitStack() as stack:
+        broker = stack.enter_context(EmbeddedBroker())
+        server = os.environ.get("DATABASE_URL") or stack.enter_context(
+            embedded_postgres(logs / "pg", delete=True)
+        )
+        dsn = await fresh(server, "bench_latency")
+        port = free_port()
+        env = {
+            **os.environ,
+            "SUBLEDGER_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "SUBLEDGER_DATABASE_URL": dsn,
+            "SUBLEDGER_STRIPE_WEBHOOK_SECRETS": f'["{SECRET}"]',
+            "SUBLEDGER_APP_ID": f"bench-{uuid.uuid4().hex[:8]}",
+        }
+        processes = [
+            start(["api", "--port", str(port)], env, logs),
+            start(["worker", "--loglevel", "warning"], env, logs),
+            start(["project", "--loglevel", "warning"], env, logs),
+        ]
+        try:
+            wait_for_port(port, timeout=60)
+            await asyncio.sleep(8)  # the worker joins its group
+            accepted: dict[str, float] = {}
+            seen: dict[str, float] = {}
+            done = asyncio.Event()
+            watcher = asyncio.create_task(watch(dsn, accepted, seen, done))
+            url = f"http://127.0.0.1:{port}/webhooks/stripe"
+            achieved = await post(url, rate, seconds, accepted)
+            done.set()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(watcher, timeout=grace)
+            latencies = sorted(seen[t] - accepted[t] for t in seen if t in accepted)
+            missing = len(accepted) - len(latencies)
+            print(f"asked {rate:,.0f}/s for {seconds:.0f}s; accepted {achieved:,.0f}/s")
+            if latencies:
+                p99 = latencies[int(len(latencies) * 0.99) - 1]
+                print(
+                    f"accepted -> queryable: p50 {statistics.median(latencies) * 1000:.0f} ms, "
+                    f"p99 {p99 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms "
+                    f"over {len(latencies):,} notifications"
+                    + (f"; {missing} not visible after {grace:.0f}s" if missing else "")
+                )
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--grace", type=float, default=60)
+    args = parser.parse_args()
+    asyncio.run(main(args.rate, args.seconds, args.grace))
