@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     topic_prefix: str = ""
     # Small enough that a batch of folds does not hold the event loop for long.
     batch_size: int = Field(default=200, ge=1)
-    batch_within_seconds: float = Field(default=0.05, gt=0)
+    batch_within_seconds: float = Field(default=0.02, gt=0)
     timer_interval_seconds: float = Field(default=0.5, gt=0)
     # Where a worker serves /metrics for Prometheus; unset serves none.
     metrics_port: int | None = None
