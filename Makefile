@@ -18,8 +18,8 @@ $(STAMP):
 
 install: $(STAMP)  ## create .venv and install the pinned dependencies
 
-dev: install  ## fold the sample traffic into profiles and print them
-	$(BIN)/subledger fold examples/sample.jsonl --events
+dev: install  ## run the whole system on embedded defaults, fed with sample traffic
+	$(BIN)/subledger dev
 
 test: install lint typecheck  ## lint, type-check and run every test
 	$(BIN)/pytest

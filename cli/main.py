@@ -11,10 +11,11 @@ import orjson
 import typer
 from pydantic import TypeAdapter, ValidationError
 
-from cli import stream
+from cli import dev, stream
+from cli.inputs import InputError, read_inputs
 from processors.core.ledger import Ledger
 from schemas.base import Instant
-from schemas.messages import Input, instant_of
+from schemas.messages import instant_of
 
 app = typer.Typer(
     name="subledger",
@@ -37,28 +38,10 @@ app.command("ingress", hidden=True)(stream.api)
 app.command()(stream.project)
 app.command()(stream.migrate)
 app.command()(stream.postgres)
+app.command("dev")(dev.dev)
 
 
-_INPUT = TypeAdapter(Input)
 _INSTANT = TypeAdapter(Instant)
-
-
-class InputError(Exception):
-    """A line of input that is not a canonical event or command."""
-
-
-def read_inputs(lines: list[bytes], source: str) -> list[Input]:
-    items: list[Input] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            items.append(_INPUT.validate_json(line))
-        except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "line"
-            raise InputError(f"{source}:{number}: {where}: {first['msg']}") from error
-    return items
 
 
 def _parse_now(value: str | None) -> datetime | None:

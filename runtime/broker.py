@@ -73,6 +73,9 @@ class EmbeddedBroker:
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            # Its own session: a Ctrl-C meant for the process using it must not stop the
+            # broker before that process has shut down; stop() ends it.
+            start_new_session=True,
         )
         try:
             wait_for_port(self.port)

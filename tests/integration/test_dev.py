@@ -1,0 +1,57 @@
+"""`subledger dev`: the whole system from one command, fed with the sample traffic."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from runtime.broker import free_port
+from tests.integration.stack import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def test_dev_serves_the_sample_profiles_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "dev.log"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SUBLEDGER_") and k not in ("KAFKA_BOOTSTRAP", "DATABASE_URL")
+    }
+    env["SUBLEDGER_POSTGRES_DIR"] = str(tmp_path / "postgres")
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "dev", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while b"subledger is running" not in log.read_bytes():
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.5)
+            response = httpx.get(
+                f"http://127.0.0.1:{port}/api/v1/profiles",
+                params={"sort": "ltv"},
+                headers={"Authorization": "Api-Key dev-key"},
+            )
+            profiles = response.json()["data"]
+            assert len(profiles) == 5
+            assert profiles[0]["customer_user_id"] == "grace"
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=60) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert "stopped" in log.read_text()
