@@ -92,6 +92,15 @@ def fold(
     sys.stdout.buffer.write(orjson.dumps(out, option=orjson.OPT_INDENT_2) + b"\n")
 
 
+@app.command()
+def schema() -> None:
+    """Write the JSON Schema of integration events (schemas/integration_event.json)."""
+    from schemas.integration import SCHEMA_FILE, json_schema
+
+    SCHEMA_FILE.write_bytes(orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2) + b"\n")
+    typer.echo(f"wrote {SCHEMA_FILE}", err=True)
+
+
 def _read(file: Path) -> bytes:
     try:
         return file.read_bytes()

@@ -95,14 +95,17 @@ async def _copy(connection: Connection, table: str, rows: Iterable[Row], columns
     return count
 
 
-# An event's columns, taken from its JSON (schemas.outputs.ProfileEvent).
+# An event's columns, taken from its JSON (schemas.integration.IntegrationEvent).
 INSERT_EVENTS = f"""
     INSERT INTO profile_events ({", ".join(COLUMNS["profile_events"])})
     SELECT (e->>'profile_event_id')::uuid, (e->>'profile_id')::uuid, e->>'event_type',
            (e->>'event_datetime')::timestamptz, i.sequence,
-           coalesce((e->>'is_future_dated')::boolean, false), e->>'store', e->>'environment',
-           e->>'transaction_id', e->>'product_id', (e->>'price_usd')::numeric, e
-    FROM (SELECT sequence, event AS e FROM {_staging("profile_events")}) AS i
+           coalesce((p->>'is_future_dated')::boolean, false), p->>'store', p->>'environment',
+           p->>'transaction_id', p->>'vendor_product_id', (p->>'price_usd')::numeric, e
+    FROM (
+        SELECT sequence, event AS e, event->'event_properties' AS p
+        FROM {_staging("profile_events")}
+    ) AS i
     WHERE NOT EXISTS (
         SELECT 1 FROM profile_tombstones t WHERE t.profile_id = (e->>'profile_id')::uuid)
     ON CONFLICT (profile_event_id) DO NOTHING

@@ -45,7 +45,7 @@ def records(inputs: Iterable[Input], until: datetime | None = None) -> list[Reco
     for item in inputs:
         ledger.submit(item)
         out += _emitted(ledger, seen_events)
-        seen_events = len(ledger.events)
+        seen_events = len(ledger.published)
         out += _snapshots(ledger, instant_of(item), versions)
     if until is not None:
         ledger.advance(until)
@@ -57,7 +57,7 @@ def records(inputs: Iterable[Input], until: datetime | None = None) -> list[Reco
 def _emitted(ledger: Ledger, after: int) -> list[Record]:
     return [
         Record("profile_events", e.model_dump_json().encode(), sequence)
-        for sequence, e in enumerate(ledger.events[after:], start=after)
+        for sequence, e in enumerate(ledger.published[after:], start=after)
     ]
 
 

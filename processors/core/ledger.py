@@ -18,10 +18,12 @@ from uuid import UUID
 from processors.core.chain import evolve_chain
 from processors.core.config import DEFAULT_CONFIG, FoldConfig
 from processors.core.identity import customer_of, evolve_identity
+from processors.core.integration import envelope
 from processors.core.profile import evolve_profile
 from processors.core.view import profile_view
 from schemas.commands import CreateProfile, IdentifyProfile
 from schemas.events import StoreEvent
+from schemas.integration import IntegrationEvent
 from schemas.messages import (
     ChainMessage,
     IdentityMessage,
@@ -63,6 +65,8 @@ class Ledger:
     profiles: dict[UUID, ProfileState] = field(default_factory=dict)
     identities: dict[str, IdentityState] = field(default_factory=dict)
     events: list[ProfileEvent] = field(default_factory=list)
+    # The same events as integrations receive them (what `profile.events` carries).
+    published: list[IntegrationEvent] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     resolved: list[IdentityResolved] = field(default_factory=list)
 
@@ -111,9 +115,13 @@ class Ledger:
 
     def _profile(self, message: ProfileMessage) -> list[Routed]:
         state = self.profiles.get(message.profile_id)
-        outcome = evolve_profile(state, message, instant_of(message), self.config)
+        now = instant_of(message)
+        outcome = evolve_profile(state, message, now, self.config)
         self.profiles[message.profile_id] = outcome.state
         self.events += outcome.events
+        if outcome.events:
+            view = profile_view(outcome.state, outcome.state.as_of or now, self.config)
+            self.published += (envelope(event, view) for event in outcome.events)
         self.rejections += outcome.rejections
         return [
             *((Fold.CHAIN, m) for m in outcome.to_chains),

@@ -31,6 +31,7 @@ from pydantic import TypeAdapter, ValidationError
 from processors.core.chain import evolve_chain
 from processors.core.config import FoldConfig
 from processors.core.identity import customer_of, evolve_identity
+from processors.core.integration import envelope
 from processors.core.ledger import Fold, route
 from processors.core.profile import evolve_profile
 from processors.core.view import profile_view
@@ -306,7 +307,8 @@ class Processor:
 
             def step(message: Any = message, key: bytes = event.key) -> None:
                 state = staged[key] if key in staged else self.profiles.get(key)
-                outcome = evolve_profile(state, message, instant_of(message), self.config)
+                now = instant_of(message)
+                outcome = evolve_profile(state, message, now, self.config)
                 staged[key] = outcome.state
                 for to_chain in outcome.to_chains:
                     self._send(outbox, "chain_inputs", to_chain.chain_key, to_chain)
@@ -314,8 +316,13 @@ class Processor:
                     self._send(outbox, "profile_inputs", to_profile.profile_id, to_profile)
                 for release in outcome.to_identity:
                     self._send(outbox, "identity_inputs", release.customer_user_id, release)
-                for emitted in outcome.events:
-                    self._send(outbox, "profile_events", emitted.profile_id, emitted)
+                if outcome.events:
+                    # The profile as each event left it: the same whatever the batching.
+                    view = profile_view(outcome.state, outcome.state.as_of or now, self.config)
+                    for emitted in outcome.events:
+                        self._send(
+                            outbox, "profile_events", emitted.profile_id, envelope(emitted, view)
+                        )
                 for rejection in outcome.rejections:
                     self._send(outbox, "profile_outcomes", rejection.profile_id, rejection)
                 if outcome.applied is not None:

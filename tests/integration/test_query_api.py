@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.app import create_api, database_engine
 from api.reads import ReadModels
 from ingress.app import Ingress
+from processors.core.integration import envelope
 from runtime.catalog import load_catalog
 from runtime.settings import Settings
 from schemas.api import PageQuery
@@ -28,6 +29,7 @@ from schemas.enums import EventType
 from schemas.messages import Input
 from schemas.outputs import ProfileEvent
 from schemas.profile import CustomAttribute, ProfileFields
+from schemas.views import ProfileView
 from tests.builders import T0
 from tests.corpus import corpus, profile_id
 from tests.history import Record, project, records
@@ -312,14 +314,16 @@ async def test_the_journey_is_newest_first_and_paginated(catalogue: Catalogue) -
 async def test_a_future_dated_event_is_stored_but_hidden_until_due(catalogue: Catalogue) -> None:
     pid = profile_id(2)
     due = datetime.now(UTC) + timedelta(days=3)
-    event = ProfileEvent(
+    renewal = ProfileEvent(
         profile_event_id=uuid4(),
         event_type=EventType.SUBSCRIPTION_RENEWED,
         event_datetime=due,
         profile_id=pid,
         is_future_dated=True,
     )
-    record = Record("profile_events", event.model_dump_json().encode())
+    view = ProfileView.model_validate(catalogue.views[str(pid)])
+    event = envelope(renewal, view)
+    record = Record("profile_events", event.model_dump_json().encode(), sequence=10**6)
     await project(catalogue.url, [[record]])
     reads = ReadModels(catalogue.engine)
     shown_now = await reads.events(pid, PageQuery(limit=200), datetime.now(UTC))
@@ -327,4 +331,4 @@ async def test_a_future_dated_event_is_stored_but_hidden_until_due(catalogue: Ca
     ids = str(event.profile_event_id)
     assert ids not in [e["profile_event_id"] for e in shown_now.data]
     assert shown_later.data[0]["profile_event_id"] == ids
-    assert shown_later.data[0]["is_future_dated"] is True
+    assert shown_later.data[0]["event_properties"]["is_future_dated"] is True

@@ -8,11 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+from jsonschema import Draft202012Validator
 
 from processors.core.ledger import Ledger
 from runtime.broker import free_port
 from schemas.commands import CreateProfile
+from schemas.integration import SCHEMA_FILE
 from schemas.messages import Input
 from tests.builders import Chain
 from tests.corpus import corpus
@@ -58,6 +61,31 @@ async def test_inputs_on_the_topics_produce_the_reference_snapshots(stack: Stack
     await stack.snapshots(agrees_with(expected))
     events = await stack.read("profile_events", lambda records: len(records) > 0)
     assert {e["profile_id"] for e in events} <= set(expected)
+    # Integration events: the shipped schema holds; every purchase the reference reports
+    # is reported with the same id. The worker's timers may also report an end the
+    # reference never saw: a trial that expired before its late conversion arrived.
+    validator = Draft202012Validator(orjson.loads(SCHEMA_FILE.read_bytes()))
+    assert all(validator.is_valid(e) for e in events)
+    ledger = Ledger()
+    ledger.submit_all(creates + rest)
+    purchases = {
+        "subscription_started",
+        "subscription_renewed",
+        "trial_started",
+        "trial_converted",
+        "subscription_refunded",
+        "non_subscription_purchase",
+    }
+    reported = {e["profile_event_id"] for e in events}
+    expected_purchases = {
+        str(e.profile_event_id) for e in ledger.published if e.event_type.value in purchases
+    }
+    assert expected_purchases
+    assert expected_purchases <= reported
+    ledger.advance(FAR)
+    known = {str(e.profile_event_id) for e in ledger.published}
+    timed = {"trial_expired", "subscription_expired", "access_level_updated"}
+    assert {e["event_type"] for e in events if e["profile_event_id"] not in known} <= timed
     async with httpx.AsyncClient() as http:
         metrics = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
     assert "subledger_events_in_total" in metrics
