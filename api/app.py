@@ -14,6 +14,7 @@ from api.errors import ApiError, api_error, invalid_request
 from api.profiles import query_router
 from api.reads import ReadModels
 from api.server_side import server_side_router
+from api.webhooks import webhooks_router
 from ingress.app import Ingress, create_app
 from processors.normalize.money import Rates
 from runtime.postgres import sqlalchemy_url
@@ -37,6 +38,7 @@ def create_api(
     rates = Rates.load(settings.rates_file)
     app.include_router(query_router(reads, keys))
     app.include_router(server_side_router(bus, reads, keys, settings.api_app_id, rates))
+    app.include_router(webhooks_router(engine, keys))
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
 

@@ -95,7 +95,11 @@ def dev(
             "SUBLEDGER_DATABASE_URL": url,
             "SUBLEDGER_API_KEYS": "[" + ",".join(f'"{k}"' for k in keys) + "]",
         }
-        for role in (["worker", "--loglevel", "warning"], ["project", "--loglevel", "warning"]):
+        for role in (
+            ["worker", "--loglevel", "warning"],
+            ["project", "--loglevel", "warning"],
+            ["dispatch", "--loglevel", "warning"],
+        ):
             children.append(_child(role, env))
         children.append(_child(["api", "--port", str(port)], env))
         try:

@@ -175,6 +175,25 @@ def project(
             asyncio.run(_until_signalled(projector.run))
 
 
+def dispatch(
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Send the webhook deliveries the projector queued: signed, retried, ordered."""
+    from projections.webhooks import Dispatcher
+
+    settings = Settings()
+    logging.basicConfig(level=loglevel.upper(), stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    with ExitStack() as stack:
+        url = _database(settings, stack)
+        if settings.metrics_port is not None:
+            from prometheus_client import start_http_server
+
+            start_http_server(settings.metrics_port, addr="127.0.0.1")
+        with suppress(KeyboardInterrupt):
+            asyncio.run(_until_signalled(Dispatcher(url).run))
+
+
 async def _until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

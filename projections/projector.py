@@ -95,21 +95,40 @@ async def _copy(connection: Connection, table: str, rows: Iterable[Row], columns
     return count
 
 
-# An event's columns, taken from its JSON (schemas.integration.IntegrationEvent).
+# An event's columns, taken from its JSON (schemas.integration.IntegrationEvent); each
+# newly stored event fans out to the webhook endpoints that want it (an event stored
+# before, as in a redelivery or replay, is never sent again).
 INSERT_EVENTS = f"""
-    INSERT INTO profile_events ({", ".join(COLUMNS["profile_events"])})
-    SELECT (e->>'profile_event_id')::uuid, (e->>'profile_id')::uuid, e->>'event_type',
-           (e->>'event_datetime')::timestamptz, i.sequence,
-           coalesce((p->>'is_future_dated')::boolean, false), p->>'store', p->>'environment',
-           p->>'transaction_id', p->>'vendor_product_id', (p->>'price_usd')::numeric, e
-    FROM (
-        SELECT sequence, event AS e, event->'event_properties' AS p
-        FROM {_staging("profile_events")}
-    ) AS i
-    WHERE NOT EXISTS (
-        SELECT 1 FROM profile_tombstones t WHERE t.profile_id = (e->>'profile_id')::uuid)
-    ON CONFLICT (profile_event_id) DO NOTHING
+    WITH inserted AS (
+        INSERT INTO profile_events ({", ".join(COLUMNS["profile_events"])})
+        SELECT (e->>'profile_event_id')::uuid, (e->>'profile_id')::uuid, e->>'event_type',
+               (e->>'event_datetime')::timestamptz, i.sequence,
+               coalesce((p->>'is_future_dated')::boolean, false), p->>'store',
+               p->>'environment', p->>'transaction_id', p->>'vendor_product_id',
+               (p->>'price_usd')::numeric, e
+        FROM (
+            SELECT sequence, event AS e, event->'event_properties' AS p
+            FROM {_staging("profile_events")}
+        ) AS i
+        WHERE NOT EXISTS (
+            SELECT 1 FROM profile_tombstones t WHERE t.profile_id = (e->>'profile_id')::uuid)
+        ON CONFLICT (profile_event_id) DO NOTHING
+        RETURNING profile_event_id, profile_id, event_type, sequence, environment, event
+    )
+    INSERT INTO webhook_deliveries (
+        webhook_id, endpoint_id, profile_event_id, profile_id, event_type, sequence, payload,
+        status, attempts, next_attempt_at, created_at)
+    SELECT 'msg_' || md5(w.endpoint_id::text || i.profile_event_id::text), w.endpoint_id,
+           i.profile_event_id, i.profile_id, i.event_type, i.sequence, i.event::text,
+           'pending', 0, now(), now()
+    FROM inserted i JOIN webhook_endpoints w
+      ON w.disabled_at IS NULL
+     AND (cardinality(w.event_types) = 0 OR i.event_type = ANY(w.event_types))
+     AND w.environment IN ('both', lower(coalesce(i.environment, 'Production')))
+    ON CONFLICT DO NOTHING
 """
+# Wakes the webhook dispatcher once the transaction commits.
+NOTIFY_DELIVERIES = "NOTIFY subledger_webhooks"
 
 
 def _assignments(columns: Sequence[str], skip: str) -> str:
@@ -164,7 +183,7 @@ def _script(prepared: Prepared, projection: str) -> sql.Composed:
     """Everything after the COPYs, as one round trip."""
     parts: list[sql.Composable] = [
         sql.SQL(UPSERT_PROFILES + ";" + REPLACE_CHILDREN),
-        sql.SQL(INSERT_EVENTS + ";" + INSERT_OUTCOMES + ";"),
+        sql.SQL(INSERT_EVENTS + ";" + INSERT_OUTCOMES + ";" + NOTIFY_DELIVERIES + ";"),
     ]
     if prepared.erased:
         # GDPR erasure: every row of the profile goes; the tombstone keeps it gone.
@@ -185,6 +204,13 @@ def _script(prepared: Prepared, projection: str) -> sql.Composed:
             )
             for table in ERASED
         ]
+        # Webhooks not yet sent carry personal data; the deletion notice itself still goes.
+        parts.append(
+            sql.SQL(
+                "DELETE FROM webhook_deliveries WHERE profile_id = ANY({}::uuid[]) "
+                "AND event_type <> 'profile_deleted';"
+            ).format(ids)
+        )
     if prepared.offsets:
         values = sql.SQL(", ").join(
             sql.SQL("({}, {}, {}, {})").format(*map(sql.Literal, (projection, t, p, o)))

@@ -19,6 +19,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
@@ -251,6 +252,71 @@ projection_offsets = Table(
     Column("partition", Integer, nullable=False),
     Column("next_offset", BigInteger, nullable=False),
     PrimaryKeyConstraint("projection", "topic", "partition"),
+)
+
+# Outbound webhooks: where to send which events, and each event's delivery to each
+# endpoint. Delivery state is the source of truth: it is not rebuilt from the topics.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("endpoint_id", UUID(as_uuid=True), primary_key=True),
+    Column("url", Text, nullable=False),
+    # Empty: every event type.
+    Column("event_types", ARRAY(Text), nullable=False),
+    # production, sandbox or both.
+    Column("environment", Text, nullable=False),
+    # Sent verbatim as the Authorization header, when set.
+    Column("authorization", Text),
+    # Signing secrets, newest first; two while one is rotated out.
+    Column("secrets", ARRAY(Text), nullable=False),
+    _at("created_at", nullable=False),
+    # When deliveries to it started failing (cleared by a success), and when that lasted
+    # too long and the endpoint was disabled.
+    _at("failing_since"),
+    _at("disabled_at"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("delivery_id", BigInteger, primary_key=True, autoincrement=True),
+    # The Standard Webhooks `webhook-id`: the same on every attempt, so receivers dedupe.
+    Column("webhook_id", Text, nullable=False, unique=True),
+    Column("endpoint_id", UUID(as_uuid=True), nullable=False),
+    Column("profile_event_id", UUID(as_uuid=True), nullable=False),
+    Column("profile_id", UUID(as_uuid=True), nullable=False),
+    Column("event_type", Text, nullable=False),
+    # Per profile, the order events were emitted in: deliveries go out in this order.
+    Column("sequence", BigInteger, nullable=False),
+    Column("payload", Text, nullable=False),
+    # pending, succeeded or failed (retries exhausted).
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    _at("next_attempt_at", nullable=False),
+    _at("created_at", nullable=False),
+    _at("delivered_at"),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    UniqueConstraint("endpoint_id", "profile_event_id"),
+)
+Index(
+    "webhook_deliveries_pending",
+    webhook_deliveries.c.endpoint_id,
+    webhook_deliveries.c.profile_id,
+    webhook_deliveries.c.sequence,
+    postgresql_where=webhook_deliveries.c.status == "pending",
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("delivery_id", BigInteger, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    _at("attempted_at", nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("duration_ms", Integer, nullable=False),
+    PrimaryKeyConstraint("delivery_id", "attempt"),
 )
 
 # Profile-owned tables, each keyed by profile id; a new snapshot replaces their rows.
