@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 
-from runtime.broker import EmbeddedBroker
+from runtime.broker import EmbeddedBroker, free_port
 from tests.integration.stack import Stack
 from tests.postgres import fresh_database, server_for_tests
+from tests.receiver import Receiver
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +40,17 @@ def database(postgres_server: str) -> Iterator[str]:
     """A migrated database of its own."""
     with fresh_database(postgres_server) as url:
         yield url
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    receiver = Receiver(free_port())
+    server = uvicorn.Server(
+        uvicorn.Config(receiver.app(), port=receiver.port, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield receiver
+    server.should_exit = True
+    await task

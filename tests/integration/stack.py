@@ -54,6 +54,9 @@ class Stack:
     def start_projector(self, **settings: str) -> subprocess.Popen[bytes]:
         return self._start(["project", "--loglevel", "warning"], settings, "projector")
 
+    def start_dispatcher(self, **settings: str) -> subprocess.Popen[bytes]:
+        return self._start(["dispatch", "--loglevel", "warning"], settings, "dispatcher")
+
     def start_worker(self, **settings: str) -> subprocess.Popen[bytes]:
         return self._start(["worker", "--loglevel", "warning"], settings, "worker")
 

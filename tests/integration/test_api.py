@@ -14,12 +14,14 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from runtime.broker import free_port
 from tests.apple_notifications import notification, transaction
 from tests.apple_signing import SigningAuthority
 from tests.integration.stack import Stack
 from tests.integration.test_ingress import apple_settings
+from tests.receiver import Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -319,3 +321,25 @@ async def test_purchases_and_profile_commands_read_their_own_writes(service: Ser
     assert {"profile_created", "subscription_started", "entitlements_transferred"} <= set(kinds)
     instants = [datetime.fromisoformat(e["event_datetime"]) for e in journey]
     assert instants == sorted(instants, reverse=True)
+
+
+async def test_a_profile_event_reaches_a_webhook_endpoint_signed(
+    service: Service, receiver: Receiver
+) -> None:
+    created = await service.http.post(
+        "/api/v1/webhooks/endpoints",
+        json={"url": receiver.url, "event_types": ["profile_created"]},
+        headers=AUTH,
+    )
+    assert created.status_code == 201, created.text
+    (secret,) = created.json()["data"]["secrets"]
+    service.stack.start_dispatcher()
+    profile = (await service.create("hooked"))["profile_id"]
+    for _ in range(150):
+        if receiver.got:
+            break
+        await asyncio.sleep(0.2)
+    (got,) = receiver.got
+    event = Webhook(secret).verify(got.body, got.headers)
+    assert (event["event_type"], event["profile_id"]) == ("profile_created", profile)
+    assert event["customer_user_id"] == "hooked"

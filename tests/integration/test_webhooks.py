@@ -7,7 +7,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -15,85 +15,22 @@ import httpx
 import orjson
 import psycopg
 import pytest
-import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
 from standardwebhooks.webhooks import Webhook
 
 from api.app import create_api, database_engine
 from ingress.app import Ingress
 from projections.webhooks import Dispatcher, Policy
-from runtime.broker import free_port
 from runtime.catalog import load_catalog
 from runtime.settings import Settings
 from tests.corpus import corpus
 from tests.history import Record, project, records
+from tests.receiver import Receiver
 
 pytestmark = pytest.mark.integration
 
 KEY = "webhook-key"
 AUTH = {"Authorization": f"Api-Key {KEY}"}
 FAST = Policy(schedule=(0.3, 0.3, 0.3), timeout=2.0, concurrency=50, jitter=0.0)
-
-
-@dataclass
-class Received:
-    webhook_id: str
-    headers: dict[str, str]
-    body: bytes
-    status: int
-
-
-@dataclass
-class Receiver:
-    """Answers webhooks with 200, or with `fail_first` 500s per webhook-id first."""
-
-    port: int
-    fail_first: int = 0
-    always_fail: bool = False
-    delay: Callable[[], float] = lambda: 0.0
-    answer_check: bool = True
-    got: list[Received] = field(default_factory=list)
-    tries: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    def app(self) -> FastAPI:
-        app = FastAPI()
-
-        @app.post("/hook")
-        async def hook(request: Request) -> Response:
-            body = await request.body()
-            document = orjson.loads(body)
-            if "adapty_check" in document:
-                if not self.answer_check:
-                    return JSONResponse({})
-                return JSONResponse({"adapty_check_response": document["adapty_check"]})
-            await asyncio.sleep(self.delay())
-            webhook_id = request.headers["webhook-id"]
-            self.tries[webhook_id] += 1
-            failing = self.always_fail or self.tries[webhook_id] <= self.fail_first
-            status = 500 if failing else 200
-            self.got.append(Received(webhook_id, dict(request.headers), body, status))
-            return Response(status_code=status)
-
-        return app
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    receiver = Receiver(free_port())
-    server = uvicorn.Server(
-        uvicorn.Config(receiver.app(), port=receiver.port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    yield receiver
-    server.should_exit = True
-    await task
 
 
 class Unpublished:
@@ -314,3 +251,15 @@ async def test_an_endpoint_failing_too_long_is_disabled_and_can_be_redelivered(
     await hooks.dispatch_until(all_succeeded)
     assert len(receiver.got) == before + 1
     assert receiver.got[-1].webhook_id == rows[0]["webhook_id"]
+    ranged = await hooks.http.post(
+        "/api/v1/webhooks/deliveries/redeliver",
+        json={
+            "endpoint_id": endpoint["endpoint_id"],
+            "since": "2000-01-01T00:00:00Z",
+            "status": "any",
+        },
+        headers=AUTH,
+    )
+    assert ranged.json()["data"]["redelivering"] == 6
+    await hooks.dispatch_until(all_succeeded)
+    assert len(receiver.got) == before + 1 + 6
