@@ -18,7 +18,7 @@ from tests.integration.stack import ROOT
 pytestmark = pytest.mark.integration
 
 
-def test_dev_serves_the_sample_profiles_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+def test_dev_serves_the_sample_profiles_and_stops_on_ctrl_c(tmp_path: Path, database: str) -> None:
     port = free_port()
     log = tmp_path / "dev.log"
     env = {
@@ -26,7 +26,8 @@ def test_dev_serves_the_sample_profiles_and_stops_on_ctrl_c(tmp_path: Path) -> N
         for k, v in os.environ.items()
         if not k.startswith("SUBLEDGER_") and k not in ("KAFKA_BOOTSTRAP", "DATABASE_URL")
     }
-    env["SUBLEDGER_POSTGRES_DIR"] = str(tmp_path / "postgres")
+    # The session's PostgreSQL (embedded, like dev's own) rather than a second server.
+    env["DATABASE_URL"] = database
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "dev", "--port", str(port)],
