@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
+from cli.dev import publish
 from runtime.broker import wait_for_port
 from runtime.catalog import Catalog, load_catalog
 from runtime.topics import apply_topics
-from schemas.events import StoreEvent
 from schemas.messages import Input
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,19 +99,7 @@ class Stack:
         self._logs.clear()
 
     async def publish(self, inputs: Iterable[Input]) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5)
-        await producer.start()
-        try:
-            catalog = self.catalog
-            for item in inputs:
-                if isinstance(item, StoreEvent):
-                    topic, key = catalog["chain_inputs"].name, item.chain_key
-                else:
-                    topic, key = catalog["profile_commands"].name, str(item.profile_id)
-                await producer.send(topic, item.model_dump_json().encode(), key=key.encode())
-            await producer.flush()
-        finally:
-            await producer.stop()
+        await publish(self.bootstrap, self.catalog, list(inputs))
 
     async def read(
         self, topic_id: str, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 60
