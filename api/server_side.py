@@ -221,6 +221,10 @@ def server_side_router(
     def now() -> datetime:
         return datetime.now(UTC)
 
+    def about(request: Request, profile: UUID) -> dict[str, Any]:
+        """What every command carries: its id, when it was issued, the profile it acts on."""
+        return {"command_id": command_id(request), "issued_at": now(), "profile_id": profile}
+
     # --- profile (v2) ---------------------------------------------------------------------
 
     @router.post(f"{V2}/profile/")
@@ -238,9 +242,7 @@ def server_side_router(
             if known is not None:
                 return await answer(Written(known, True, ""))
         command = CreateProfile(
-            command_id=command_id(request),
-            issued_at=now(),
-            profile_id=profile,
+            **about(request, profile),
             customer_user_id=customer,
             fields=ProfileFields.model_validate(body.model_dump(include=set(_FIELDS))),
             custom_attributes=tuple(body.custom_attributes),
@@ -258,9 +260,7 @@ def server_side_router(
         profile = await addressed(request)
         given = body.model_fields_set & _FIELDS
         command = UpdateProfile(
-            command_id=command_id(request),
-            issued_at=now(),
-            profile_id=profile,
+            **about(request, profile),
             fields=ProfileFields.model_validate(body.model_dump(include=given, exclude_none=True)),
             unset=tuple(sorted(f for f in given if getattr(body, f) is None)),
             custom_attributes=tuple(body.custom_attributes),
@@ -271,9 +271,7 @@ def server_side_router(
     @router.delete(f"{V2}/profile/")
     async def delete_profile(request: Request) -> Response:
         profile = await addressed(request)
-        written = await write(
-            DeleteProfile(command_id=command_id(request), issued_at=now(), profile_id=profile)
-        )
+        written = await write(DeleteProfile(**about(request, profile)))
         return Response(status_code=204 if written.visible else 202)
 
     # --- purchases (v2) -------------------------------------------------------------------
@@ -290,9 +288,7 @@ def server_side_router(
         body = await body_of(request, GrantRequest)
         profile = await addressed(request, status_if_unknown=400)
         command = GrantAccessLevel(
-            command_id=command_id(request),
-            issued_at=now(),
-            profile_id=profile,
+            **about(request, profile),
             access_level_id=body.access_level_id,
             starts_at=body.starts_at,
             expires_at=body.expires_at,
@@ -304,9 +300,7 @@ def server_side_router(
         body = await body_of(request, RevokeRequest)
         profile = await addressed(request, status_if_unknown=400)
         command = RevokeAccessLevel(
-            command_id=command_id(request),
-            issued_at=now(),
-            profile_id=profile,
+            **about(request, profile),
             access_level_id=body.access_level_id,
             revoke_at=body.revoke_at,
         )
@@ -319,9 +313,7 @@ def server_side_router(
         body = await body_of(request, NoteRequest)
         profile = await addressed(request)
         command = AddNote(
-            command_id=command_id(request),
-            issued_at=now(),
-            profile_id=profile,
+            **about(request, profile),
             note_id=str(uuid.uuid4()),
             text=body.text,
         )
@@ -332,9 +324,7 @@ def server_side_router(
         body = await body_of(request, NoteRequest)
         profile = await addressed(request)
         command = EditNote(
-            command_id=command_id(request),
-            issued_at=now(),
-            profile_id=profile,
+            **about(request, profile),
             note_id=note_id,
             text=body.text,
         )
@@ -343,9 +333,7 @@ def server_side_router(
     @router.delete(f"{V1}/profile/notes/{{note_id}}/")
     async def delete_note(note_id: str, request: Request) -> Response:
         profile = await addressed(request)
-        command = DeleteNote(
-            command_id=command_id(request), issued_at=now(), profile_id=profile, note_id=note_id
-        )
+        command = DeleteNote(**about(request, profile), note_id=note_id)
         return await answer(await write(command), full=True)
 
     @router.post(f"{V1}/profile/transfer/")
@@ -359,9 +347,7 @@ def server_side_router(
         if not await reads.exists(body.to_profile_id):
             raise ApiError(400, "profile_does_not_exist", "to_profile_id", "Profile does not exist")
         command = TransferAccess(
-            command_id=command_id(request),
-            issued_at=now(),
-            profile_id=profile,
+            **about(request, profile),
             to_profile_id=body.to_profile_id,
         )
         return await answer(await write(command), full=True)
@@ -372,9 +358,7 @@ def server_side_router(
         profile = await addressed(request)
         ids = body.store_original_transaction_ids
         command = RestorePurchases(
-            command_id=command_id(request),
-            issued_at=now(),
-            profile_id=profile,
+            **about(request, profile),
             chain_keys=tuple(chain_key_of(body.store, i) for i in ids),
         )
         return await answer(await write(command, ids[0]), full=True)
@@ -384,9 +368,7 @@ def server_side_router(
         body = await body_of(request, EmailEventRequest)
         profile = await addressed(request)
         command = RecordEmailEvent(
-            command_id=command_id(request),
-            issued_at=now(),
-            profile_id=profile,
+            **about(request, profile),
             email_id=body.email_id,
             campaign_id=body.campaign_id,
             event=body.event,
@@ -397,7 +379,9 @@ def server_side_router(
     @router.post(f"{V1}/profile/unsubscribe/")
     async def unsubscribe(request: Request) -> Response:
         profile = await addressed(request)
-        command = Unsubscribe(command_id=command_id(request), issued_at=now(), profile_id=profile)
+        command = Unsubscribe(
+            **about(request, profile),
+        )
         return await answer(await write(command), full=True)
 
     return router
