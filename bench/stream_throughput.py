@@ -8,6 +8,8 @@ measures, on the same broker and input:
 - subledger: one `subledger worker` folding chains and profiles, from start until the
   snapshot of every profile's last event is out (and from its first snapshot on);
 - naive Faust: an agent that decodes and writes its table once per event (no batching);
+- empty Faust: an agent that takes batches and does nothing: Faust's own cost per record,
+  the ceiling of any Faust agent that reads each event as a record;
 - ceiling: a plain aiokafka consumer that decodes and updates a dict, no output at all.
 """
 
@@ -107,7 +109,7 @@ async def ceiling(bootstrap: str, topic: str, events: int) -> float:
         await consumer.stop()
 
 
-def naive(bootstrap: str, topic: str, events: int) -> float:
+def faust_baseline(bootstrap: str, topic: str, events: int, mode: str) -> float:
     out = subprocess.run(
         [
             sys.executable,
@@ -115,8 +117,9 @@ def naive(bootstrap: str, topic: str, events: int) -> float:
             "bench.naive_faust",
             bootstrap,
             topic,
-            f"naive-{os.getpid()}",
+            f"{mode}-{os.getpid()}",
             str(events),
+            mode,
         ],
         cwd=ROOT,
         capture_output=True,
@@ -128,7 +131,7 @@ def naive(bootstrap: str, topic: str, events: int) -> float:
     found = re.search(rf"\b{events} (\d+\.\d+)", out.stdout + out.stderr)
     if found:
         return float(found.group(1))
-    raise RuntimeError(f"naive Faust baseline failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+    raise RuntimeError(f"{mode} Faust baseline failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
 
 
 def subledger(bootstrap: str, prefix: str, last: dict[str, str]) -> tuple[float, float]:
@@ -172,7 +175,8 @@ def main() -> None:
         inputs = catalog["chain_inputs"].name
         last = asyncio.run(load(broker.bootstrap, inputs, n, args.profiles))
         total, steady = subledger(broker.bootstrap, prefix, last)
-        naive_seconds = naive(broker.bootstrap, inputs, n)
+        naive_seconds = faust_baseline(broker.bootstrap, inputs, n, "naive")
+        empty_seconds = faust_baseline(broker.bootstrap, inputs, n, "empty")
         ceiling_seconds = asyncio.run(ceiling(broker.bootstrap, inputs, n))
     print(
         f"subledger worker: {total:.1f}s from launch, {steady:.1f}s from its first snapshot",
@@ -182,6 +186,7 @@ def main() -> None:
         ("subledger worker, from launch", n / total),
         ("subledger worker, from first snapshot", n / steady),
         ("naive Faust agent, a table write per event", n / naive_seconds),
+        ("empty Faust agent, batches and no work", n / empty_seconds),
         ("aiokafka consume + dict update (ceiling)", n / ceiling_seconds),
     ]
     top = n / ceiling_seconds

@@ -41,6 +41,18 @@ def producer_settings(flavor: BrokerFlavor) -> dict[str, Any]:
     }
 
 
+def stream_producer_settings(flavor: BrokerFlavor) -> dict[str, Any]:
+    """The stream processor's producer: it hands over finished batches (up to a megabyte,
+    a partition's share of one agent batch), compressed with zstd: states, snapshots and
+    events repeat themselves, and a batch of them compresses to a fraction."""
+    return {
+        **producer_settings(flavor),
+        "compression_type": "zstd",
+        "max_batch_size": 1_000_000,
+        "max_request_size": 8_000_000,
+    }
+
+
 def exact_changelog_tails(flavor: BrokerFlavor) -> bool:
     """Tansu answers ListOffsets(LATEST) with the newest batch's base offset + 1, which makes
     table recovery stop short. Ending each changelog partition's writes with a batch of one

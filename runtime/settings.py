@@ -32,8 +32,9 @@ class Settings(BaseSettings):
     app_id: str = "subledger-processors"
     # Prefixed to every topic name: isolates a test run or a replay on a shared broker.
     topic_prefix: str = ""
-    # Small enough that a batch of folds does not hold the event loop for long.
-    batch_size: int = Field(default=200, ge=1)
+    # Records an agent takes at once (a record may be a pack of messages); a batch waits
+    # at most `batch_within_seconds` to fill.
+    batch_size: int = Field(default=1000, ge=1)
     batch_within_seconds: float = Field(default=0.02, gt=0)
     timer_interval_seconds: float = Field(default=0.5, gt=0)
     # Where a worker serves /metrics for Prometheus; unset serves none.

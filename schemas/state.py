@@ -13,6 +13,7 @@ from schemas.base import Frozen, Instant
 from schemas.enums import CancellationReason, ClaimKind, Environment, Store
 from schemas.events import RenewalInfo, TransactionInfo
 from schemas.profile import AttributeValue, Note, ProfileFields
+from schemas.views import AccessLevelView
 
 
 class RevocationObs(Frozen):
@@ -124,6 +125,10 @@ class ProfileState(Frozen):
     emails: dict[str, EmailRecord] = {}
     email_unsubscribed_at: Instant | None = None
     seen: frozenset[str] = frozenset()
+    # What the profile has told: each parent chain's journey items ("key|type"), and the
+    # access levels as of `as_of`. What it emits is what it shows beyond these.
+    told: dict[str, frozenset[str]] = {}
+    levels: dict[str, AccessLevelView] = {}
     # The instant the state was last evaluated at; time never runs backwards in a state.
     as_of: Instant | None = None
     # When the profile next changes without input (derived, kept for the processor's timers).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from processors.core.cache import IdentityCache
+from processors.core.cache import remembered_at
 from processors.core.claims import relations
 from processors.core.config import FoldConfig
 from processors.core.reading import Phase, Reading, in_retry, purchases, read
@@ -17,17 +17,10 @@ from schemas.views import AccessLevelView, store_fields
 R = CancellationReason
 
 
-_LEVELS: IdentityCache[dict[str, AccessLevelView]] = IdentityCache()
-
-
 def access_levels(
     state: ProfileState, now: datetime, config: FoldConfig
 ) -> dict[str, AccessLevelView]:
-    sources = (state.chains, state.grants, state.level_cutoffs, config)
-    found = _LEVELS.get(sources, (state.profile_id, now))
-    if found is not None:
-        return found
-    return _LEVELS.put(sources, (state.profile_id, now), _levels(state, now, config))
+    return remembered_at("levels", state, config, now, lambda: _levels(state, now, config))
 
 
 def _levels(state: ProfileState, now: datetime, config: FoldConfig) -> dict[str, AccessLevelView]:

@@ -246,11 +246,15 @@ def notify(
     before: ChainState | None, after: ChainState, delta: ChainState, at: datetime
 ) -> tuple[ChainChanged, ...]:
     """Tell every related profile. One that already held a copy gets only the new facts
-    (its copy merges them into the same chain); one newly related gets the whole chain."""
+    (its copy merges them into the same chain); one newly related gets the whole chain.
+    The ids the chain has seen stay here: only the chain deduplicates store events."""
     known = set(related_profiles(before)) if before is not None else set()
+    related = related_profiles(after)
+    if not related:
+        return ()
+    delta, whole = (c.model_copy(update={"seen": frozenset()}) for c in (delta, after))
     return tuple(
-        ChainChanged(profile_id=p, chain=delta if p in known else after, at=at)
-        for p in related_profiles(after)
+        ChainChanged(profile_id=p, chain=delta if p in known else whole, at=at) for p in related
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from processors.core.cache import IdentityCache
+from processors.core.cache import remembered
 from schemas.enums import ClaimKind, SharingPolicy
 from schemas.state import ChainState
 
@@ -20,14 +20,8 @@ class Relations:
     claimants: tuple[UUID, ...]
 
 
-_RELATIONS: IdentityCache[Relations] = IdentityCache()
-
-
 def relations(chain: ChainState, policy: SharingPolicy) -> Relations:
-    found = _RELATIONS.get((chain,), policy)
-    return (
-        found if found is not None else _RELATIONS.put((chain,), policy, _relations(chain, policy))
-    )
+    return remembered("relations", chain, policy, lambda: _relations(chain, policy))
 
 
 def _relations(chain: ChainState, policy: SharingPolicy) -> Relations:

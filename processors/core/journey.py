@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from processors.core.cache import IdentityCache
+from processors.core.cache import remembered, remembered_at
 from processors.core.config import FoldConfig
 from processors.core.reading import Period, periods, purchases
 from schemas.enums import CancellationReason, EventType
@@ -49,23 +49,19 @@ _RANK = {
 }
 
 
-_TOLD: IdentityCache[tuple[Item, ...]] = IdentityCache()
-_JOURNEYS: IdentityCache[tuple[Item, ...]] = IdentityCache()
-
-
 def journey(chain: ChainState, now: datetime, config: FoldConfig) -> tuple[Item, ...]:
-    found = _JOURNEYS.get((chain, config), now)
-    if found is not None:
-        return found
+    return remembered_at("journey", chain, config, now, lambda: _journey(chain, now, config))
+
+
+def _journey(chain: ChainState, now: datetime, config: FoldConfig) -> tuple[Item, ...]:
     items = [*told(chain, config), *_end_items(chain, periods(chain, config), now)]
     items.sort(key=lambda i: (i.at, _RANK.get(i.event_type, 5), i.key))
-    return _JOURNEYS.put((chain, config), now, tuple(items))
+    return tuple(items)
 
 
 def told(chain: ChainState, config: FoldConfig) -> tuple[Item, ...]:
     """The items the facts state outright; only lapses depend on the instant."""
-    found = _TOLD.get((chain, config))
-    return found if found is not None else _TOLD.put((chain, config), None, _told(chain, config))
+    return remembered("told", chain, config, lambda: _told(chain, config))
 
 
 def _told(chain: ChainState, config: FoldConfig) -> tuple[Item, ...]:

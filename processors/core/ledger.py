@@ -18,7 +18,7 @@ from uuid import UUID
 from processors.core.chain import evolve_chain
 from processors.core.config import DEFAULT_CONFIG, FoldConfig
 from processors.core.identity import customer_of, evolve_identity
-from processors.core.integration import envelope
+from processors.core.integration import published
 from processors.core.profile import evolve_profile
 from processors.core.view import profile_view
 from schemas.commands import CreateProfile, IdentifyProfile
@@ -119,9 +119,7 @@ class Ledger:
         outcome = evolve_profile(state, message, now, self.config)
         self.profiles[message.profile_id] = outcome.state
         self.events += outcome.events
-        if outcome.events:
-            view = profile_view(outcome.state, outcome.state.as_of or now, self.config)
-            self.published += (envelope(event, view) for event in outcome.events)
+        self.published += published(outcome.state, outcome.events, self.config)
         self.rejections += outcome.rejections
         return [
             *((Fold.CHAIN, m) for m in outcome.to_chains),

@@ -3,8 +3,9 @@
 Before a message applies, the profile is advanced through every wake-up instant up to
 `now`, so that held events fall due and access expires at the instant it should, and
 at one instant held events apply before expiries are evaluated. What the profile emits
-is the difference between what it shows before and after: a journey item once, an
-access-level change each time a level's state changes.
+is what it shows beyond what it has told (kept in its state): a journey item once, an
+access-level change each time a level's state changes. Between wake-up instants only
+the chains a message changes can show anything new, so only they are read again.
 """
 
 from __future__ import annotations
@@ -95,17 +96,16 @@ def evolve_profile(
     step = _apply(advanced, message, now, config)
     new_state = step.state
     found: list[ProfileEvent] = []
+    told: dict[str, Any] = {}
+    update: dict[str, Any] = {"as_of": now}
     if new_state.exists and not new_state.deleted:
         # The message and the instant `now` are evaluated together, so that an input due
         # exactly when access would lapse leaves no gap.
-        found = changes(advanced, advanced.as_of or now, new_state, now, config)
-    if new_state is not advanced or found:
-        new_state = new_state.model_copy(update={"version": advanced.version + 1})
-    new_state = new_state.model_copy(update={"as_of": now})
-    if new_state.exists and not new_state.deleted:
-        new_state = new_state.model_copy(
-            update={"next_wakeup_at": next_wakeup(new_state, now, config)}
-        )
+        told, found = changes(new_state, now, config, _touched(advanced, new_state, now))
+        update["next_wakeup_at"] = next_wakeup(new_state, now, config)
+    if new_state is not advanced or found or told:
+        update["version"] = advanced.version + 1
+    new_state = new_state.model_copy(update={**update, **told})
     applied = None
     if isinstance(message, CommandBase) and not step.rejections:
         applied = Applied(
@@ -131,48 +131,78 @@ def advance(
     if state.as_of is None or not state.exists or state.deleted:
         return state, []
     events: list[ProfileEvent] = []
-    at = state.as_of
     # The state records its next wake-up as of `as_of`; later ones are computed as we go.
     wake = state.next_wakeup_at
     while wake is not None and wake < until:
-        found = changes(state, at, state, wake, config)
-        bump = 1 if found else 0
-        state = state.model_copy(update={"as_of": wake, "version": state.version + bump})
+        told, found = changes(state, wake, config)
+        bump = 1 if found or told else 0
+        state = state.model_copy(update={**told, "as_of": wake, "version": state.version + bump})
         events += found
-        at = wake
-        wake = next_wakeup(state, at, config)
+        wake = next_wakeup(state, wake, config)
+    if wake != state.next_wakeup_at:
+        state = state.model_copy(update={"next_wakeup_at": wake})
     return state, events
 
 
+def _touched(before: ProfileState, after: ProfileState, now: datetime) -> set[str] | None:
+    """The chains a message changed, when only they can show something new at `now`:
+    the rest were evaluated at `before.as_of` and change next at `before.next_wakeup_at`.
+    None: every chain (a fresh profile, or a wake-up instant reached)."""
+    if before.as_of is None or not before.exists:
+        return None
+    if before.next_wakeup_at is not None and now >= before.next_wakeup_at:
+        return None
+    return {key for key, chain in after.chains.items() if before.chains.get(key) is not chain}
+
+
 def changes(
-    before: ProfileState,
-    before_at: datetime,
-    after: ProfileState,
-    after_at: datetime,
-    config: FoldConfig,
+    state: ProfileState, at: datetime, config: FoldConfig, chains: set[str] | None = None
+) -> tuple[dict[str, Any], list[ProfileEvent]]:
+    """What the profile shows at `at` beyond what it has told, and the update of the
+    state that remembers having told it. `chains` limits the journey to those named."""
+    me = state.profile_id
+    events: list[ProfileEvent] = []
+    told = state.told
+    for r in related_chains(state, config):
+        key = r.chain.chain_key
+        if not r.is_parent or (chains is not None and key not in chains):
+            continue
+        known = told.get(key, frozenset())
+        fresh: list[str] = []
+        for item in journey(r.chain, at, config):
+            mark = f"{item.key}|{item.event_type.value}"
+            if mark not in known:
+                fresh.append(mark)
+                events.append(_journey_event(me, r.chain, item, at))
+        if fresh:
+            told = {**told, key: known.union(fresh)}
+    levels = access_levels(state, at, config)
+    events += _level_events(me, state.levels, levels, at)
+    update: dict[str, Any] = {}
+    if told is not state.told:
+        update["told"] = told
+    if levels != state.levels:
+        update["levels"] = levels
+    return update, events
+
+
+def _level_events(
+    me: UUID,
+    old_levels: dict[str, AccessLevelView],
+    new_levels: dict[str, AccessLevelView],
+    at: datetime,
 ) -> list[ProfileEvent]:
-    """What the profile shows at `after_at` that it did not show at `before_at`."""
-    me = after.profile_id
-    told = {
-        (chain.chain_key, item.key, item.event_type)
-        for chain, item in _journey(before, before_at, config)
-    }
-    events = [
-        _journey_event(me, chain, item, after_at)
-        for chain, item in _journey(after, after_at, config)
-        if (chain.chain_key, item.key, item.event_type) not in told
-    ]
-    old_levels = access_levels(before, before_at, config)
-    new_levels = access_levels(after, after_at, config)
+    """An update for each level whose activity, term, renewal or source changed."""
+    events: list[ProfileEvent] = []
     for level, view in new_levels.items():
         old = old_levels.get(level)
         if old is None or _signature(old) != _signature(view):
             digest = view.model_dump_json()
             events.append(
                 ProfileEvent(
-                    profile_event_id=stable_id(me, "access", level, after_at.isoformat(), digest),
+                    profile_event_id=stable_id(me, "access", level, at.isoformat(), digest),
                     event_type=E.ACCESS_LEVEL_UPDATED,
-                    event_datetime=after_at,
+                    event_datetime=at,
                     profile_id=me,
                     store=view.store,
                     environment=view.environment,
@@ -190,19 +220,19 @@ def changes(
             gone = view.model_copy(
                 update={
                     "is_active": False,
-                    "expires_at": after_at,
+                    "expires_at": at,
                     "is_lifetime": False,
                     "will_renew": False,
                 }
             )
             events.append(
                 ProfileEvent(
-                    profile_event_id=stable_id(me, "access", level, after_at.isoformat(), "gone"),
+                    profile_event_id=stable_id(me, "access", level, at.isoformat(), "gone"),
                     event_type=E.ACCESS_LEVEL_UPDATED,
-                    event_datetime=after_at,
+                    event_datetime=at,
                     profile_id=me,
                     store=view.store,
-                    expires_at=after_at,
+                    expires_at=at,
                     access_level=gone,
                 )
             )
@@ -224,17 +254,6 @@ def _signature(view: AccessLevelView) -> tuple[object, ...]:
         view.store_transaction_id,
         view.shared_from_profile_id,
     )
-
-
-def _journey(
-    state: ProfileState, at: datetime, config: FoldConfig
-) -> list[tuple[ChainState, Item]]:
-    return [
-        (r.chain, item)
-        for r in related_chains(state, config)
-        if r.is_parent
-        for item in journey(r.chain, at, config)
-    ]
 
 
 def _journey_event(me: UUID, chain: ChainState, item: Item, at: datetime) -> ProfileEvent:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 
-from processors.core.cache import IdentityCache
+from processors.core.cache import remembered, remembered_at
 from processors.core.config import FoldConfig
 from schemas.events import RenewalInfo, TransactionInfo
 from schemas.state import ChainState, RenewalObs, TransactionFact
@@ -78,16 +78,8 @@ def _rate(config: FoldConfig, reduced: bool) -> Decimal:
     return config.reduced_commission_rate if reduced else config.commission_rate
 
 
-_PERIODS: IdentityCache[tuple[Period, ...]] = IdentityCache()
-_PURCHASES: IdentityCache[tuple[Purchase, ...]] = IdentityCache()
-_READINGS: IdentityCache[Reading] = IdentityCache()
-
-
 def periods(chain: ChainState, config: FoldConfig) -> tuple[Period, ...]:
-    found = _PERIODS.get((chain, config))
-    return (
-        found if found is not None else _PERIODS.put((chain, config), None, _periods(chain, config))
-    )
+    return remembered("periods", chain, config, lambda: _periods(chain, config))
 
 
 def _periods(chain: ChainState, config: FoldConfig) -> tuple[Period, ...]:
@@ -103,10 +95,14 @@ def _periods(chain: ChainState, config: FoldConfig) -> tuple[Period, ...]:
     for fact in subscriptions:
         tx = effective(fact, chain)
         assert tx.expires_at is not None  # guaranteed by TransactionInfo for subscriptions
-        expires = max(tx.expires_at, deferred.get(tx.transaction_id, tx.expires_at))
+        end = max(tx.expires_at, deferred.get(tx.transaction_id, tx.expires_at))
         # A termination cuts the period it falls in; a later period starts afresh.
-        cut = [t.ended_at for t in chain.terminations if tx.purchased_at <= t.ended_at < expires]
-        end = min(t for t in (expires, tx.revoked_at, tx.ended_at, *cut) if t is not None)
+        for termination in chain.terminations:
+            if tx.purchased_at <= termination.ended_at < end:
+                end = termination.ended_at
+        for early in (tx.revoked_at, tx.ended_at):
+            if early is not None and early < end:
+                end = early
         end = max(end, tx.purchased_at)
         after_first_year = paid_service >= config.reduced_rate_after
         rate = _rate(config, config.small_business or after_first_year)
@@ -119,12 +115,7 @@ def _periods(chain: ChainState, config: FoldConfig) -> tuple[Period, ...]:
 
 
 def purchases(chain: ChainState, config: FoldConfig) -> tuple[Purchase, ...]:
-    found = _PURCHASES.get((chain, config))
-    return (
-        found
-        if found is not None
-        else _PURCHASES.put((chain, config), None, _purchases(chain, config))
-    )
+    return remembered("purchases", chain, config, lambda: _purchases(chain, config))
 
 
 def _purchases(chain: ChainState, config: FoldConfig) -> tuple[Purchase, ...]:
@@ -140,6 +131,8 @@ def _purchases(chain: ChainState, config: FoldConfig) -> tuple[Purchase, ...]:
 
 def effective(fact: TransactionFact, chain: ChainState) -> TransactionInfo:
     """The transaction with newer refund statements made by id alone applied to it."""
+    if not chain.revocation_patches:
+        return fact.info
     patches = [
         p
         for p in chain.revocation_patches
@@ -181,12 +174,7 @@ def in_retry(renewal: RenewalObs | None, period: Period) -> RenewalInfo | None:
 
 
 def read(chain: ChainState, now: datetime, config: FoldConfig) -> Reading:
-    found = _READINGS.get((chain, config), now)
-    return (
-        found
-        if found is not None
-        else _READINGS.put((chain, config), now, _read(chain, now, config))
-    )
+    return remembered_at("read", chain, config, now, lambda: _read(chain, now, config))
 
 
 def _read(chain: ChainState, now: datetime, config: FoldConfig) -> Reading:

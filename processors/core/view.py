@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from processors.core.access import access_levels
-from processors.core.cache import IdentityCache
+from processors.core.cache import remembered
 from processors.core.claims import Relations, relations
 from processors.core.config import FoldConfig
 from processors.core.reading import Phase, Reading, in_retry, periods, purchases, read
@@ -37,13 +38,7 @@ class Related:
     holds: bool
 
 
-_RELATED: IdentityCache[tuple[Related, ...]] = IdentityCache()
-
-
 def related_chains(state: ProfileState, config: FoldConfig) -> tuple[Related, ...]:
-    found = _RELATED.get((state.chains, config), state.profile_id)
-    if found is not None:
-        return found
     me = state.profile_id
     related = []
     for key in sorted(state.chains):
@@ -51,7 +46,7 @@ def related_chains(state: ProfileState, config: FoldConfig) -> tuple[Related, ..
         rel = relations(chain, config.sharing_policy)
         if rel.parent == me or me in rel.claimants:
             related.append(Related(chain, rel, rel.parent == me, me in rel.holders))
-    return _RELATED.put((state.chains, config), me, tuple(related))
+    return tuple(related)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,22 +234,30 @@ def _transaction_ids(chains: Iterable[ChainState]) -> tuple[str, ...]:
 
 def next_wakeup(state: ProfileState, after: datetime, config: FoldConfig) -> datetime | None:
     """The next instant at which this profile would change without new input."""
-    starts: list[datetime] = []
-    ends: list[datetime] = []
+    candidates = [grant.starts_at for grant in state.grants.values()]
+    candidates += (g.expires_at for g in state.grants.values() if g.expires_at is not None)
+    candidates += state.level_cutoffs.values()
     for r in related_chains(state, config):
-        for p in periods(r.chain, config):
-            starts.append(p.start)
-            ends.append(p.end)
-        for obs in r.chain.renewals:
-            starts.append(obs.signed_at)
-            if obs.info.grace_period_expires_at is not None:
-                ends.append(obs.info.grace_period_expires_at)
-        starts += (d.signed_at for d in r.chain.deferrals)
-        starts += (one.tx.purchased_at for one in purchases(r.chain, config))
-    for grant in state.grants.values():
-        starts.append(grant.starts_at)
-        if grant.expires_at is not None:
-            ends.append(grant.expires_at)
-    ends += state.level_cutoffs.values()
-    candidates = [*starts, *ends]
+        instants = chain_instants(r.chain, config)
+        index = bisect_right(instants, after)
+        if index < len(instants):
+            candidates.append(instants[index])
     return min((t for t in candidates if t > after), default=None)
+
+
+def chain_instants(chain: ChainState, config: FoldConfig) -> tuple[datetime, ...]:
+    """Every instant at which what a chain's facts mean can change, in order."""
+    return remembered("instants", chain, config, lambda: _chain_instants(chain, config))
+
+
+def _chain_instants(chain: ChainState, config: FoldConfig) -> tuple[datetime, ...]:
+    instants: set[datetime] = set()
+    for p in periods(chain, config):
+        instants.update((p.start, p.end))
+    for obs in chain.renewals:
+        instants.add(obs.signed_at)
+        if obs.info.grace_period_expires_at is not None:
+            instants.add(obs.info.grace_period_expires_at)
+    instants.update(d.signed_at for d in chain.deferrals)
+    instants.update(one.tx.purchased_at for one in purchases(chain, config))
+    return tuple(sorted(instants))

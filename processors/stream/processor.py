@@ -1,47 +1,56 @@
-"""The stream processor: three Faust agents, each a thin shell over one pure fold.
+"""The stream processor: four Faust agents, each a thin shell over one pure function.
 
-    chain inputs    ──▶ chains agent    (evolve_chain,    table chains)    ──▶ profile inputs
-    profile cmds+in ──▶ profiles agent  (evolve_profile,  table profiles)  ──▶ chain/identity/
-                                                                              profile inputs,
-                                                                              events, snapshots,
-                                                                              outcomes
-    identity inputs ──▶ identities agent(evolve_identity, table identities)──▶ profile/chain inputs
+    raw store topics ──▶ normalize   (normalizers)                      ──▶ chain/identity inputs
+    chain inputs     ──▶ chains      (evolve_chain,    table chains)    ──▶ profile inputs
+    profile cmds+in  ──▶ profiles    (evolve_profile,  table profiles)  ──▶ chain/identity/
+                                                                            profile inputs,
+                                                                            events, snapshots,
+                                                                            outcomes
+    identity inputs  ──▶ identities  (evolve_identity, table identities)──▶ profile/chain inputs
 
-Each agent takes a batch, folds it message by message, then (1) sends what the folds
-emitted and waits for the broker's acknowledgement, (2) writes each changed key's state
-once. Faust commits the consumed offsets after flushing the state writes. The timer
-wakes profiles whose next change is due by sending a Tick through the profile's own
-partition, so every fold stays in its agent.
+Each agent takes a batch, folds it message by message keeping changed states aside, then
+(1) sends what the folds emitted and waits for the broker's acknowledgement, (2) writes
+each changed key's state once, to its table and its changelog. Faust acknowledges the
+batch's records after that, and commits their offsets later. Messages between the
+folds travel in packs (`packs.py`). A timer wakes profiles whose next change is due by
+sending a Tick through the profile's own partition, so every fold stays in its agent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka import AIOKafkaProducer
 from mode import CrashingSupervisor
 from prometheus_client import Counter, Gauge, Histogram
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from processors.core.chain import evolve_chain
 from processors.core.config import FoldConfig
 from processors.core.identity import customer_of, evolve_identity
-from processors.core.integration import envelope
+from processors.core.integration import published
 from processors.core.ledger import Fold, route
 from processors.core.profile import evolve_profile
 from processors.core.view import profile_view
 from processors.normalize import apple, google_play, stripe
 from processors.normalize.money import Rates
 from processors.stream import codecs
-from processors.stream.outbox import Outbox, with_retries
+from processors.stream.packs import PackError, is_pack, unpack
+from processors.stream.sender import Partitioner, Sender
 from processors.stream.wakeups import WakeIndex
 from runtime.catalog import Catalog
-from runtime.kafka import exact_changelog_tails, faust_settings, fetch_max_wait_ms
+from runtime.kafka import (
+    exact_changelog_tails,
+    faust_settings,
+    fetch_max_wait_ms,
+    stream_producer_settings,
+)
 from runtime.settings import Settings
 from schemas.commands import Command
 from schemas.enums import Store
@@ -58,26 +67,34 @@ from schemas.state import ChainState, IdentityState, ProfileState
 
 log = logging.getLogger(__name__)
 
-EVENTS_IN = Counter("subledger_events_in_total", "Records consumed", ["topic"])
-EVENTS_OUT = Counter("subledger_events_out_total", "Records produced", ["topic"])
+EVENTS_IN = Counter("subledger_events_in_total", "Messages consumed", ["topic"])
+EVENTS_OUT = Counter("subledger_events_out_total", "Messages produced", ["topic"])
 DEAD_LETTERS = Counter("subledger_dead_letters_total", "Records sent to dead letters", ["topic"])
 FOLD_SECONDS = Histogram("subledger_fold_seconds", "Time to fold one batch", ["agent"])
 BATCH_SIZE = Histogram(
-    "subledger_batch_size", "Records per batch", ["agent"], buckets=(1, 10, 100, 500, 1000, 5000)
+    "subledger_batch_size",
+    "Messages per batch",
+    ["agent"],
+    buckets=(1, 10, 100, 500, 1000, 5000, 20000),
 )
 COMMIT_AGE = Gauge("subledger_commit_age_seconds", "Seconds since consumed offsets last advanced")
 TIMERS_DUE = Gauge("subledger_timers_indexed", "Profiles with a pending wake-up on this worker")
+UNNORMALIZED = Counter(
+    "subledger_unnormalized_total", "Raw notifications kept for a normalizer to come", ["store"]
+)
 
 REINDEX_SECONDS = 10.0
+# A batch of packs holds many messages: the event loop gets a turn every so many, so that
+# the consumer's keepalive, timers and commits run meanwhile.
+YIELD_EVERY = 500
 RAW_TOPICS = ("raw_app_store", "raw_play_store", "raw_stripe")
+INTERNAL_TOPICS = ("chain_inputs", "profile_inputs", "identity_inputs")
+STATE_TOPICS = ("chain_state", "profile_state", "identity_state")
 NORMALIZERS = {
     Store.APP_STORE: apple.normalize,
     Store.PLAY_STORE: google_play.normalize,
     Store.STRIPE: stripe.normalize,
 }
-UNNORMALIZED = Counter(
-    "subledger_unnormalized_total", "Raw notifications kept for a normalizer to come", ["store"]
-)
 
 _RAW = TypeAdapter(RawNotification)
 _COMMANDS = TypeAdapter(Command)
@@ -109,51 +126,49 @@ class Processor:
             web_enabled=False,
             **faust_settings(settings.broker_flavor),
         )
-        self.topics = {tid: self._topic(tid) for tid in catalog.topics}
+        self.names = {tid: catalog[tid].name for tid in catalog.topics}
         self.chains = self._table("chains", "chain_state", "subledger-chain-state")
         self.profiles = self._table("profiles", "profile_state", "subledger-profile-state")
         self.identities = self._table("identities", "identity_state", "subledger-identity-state")
+        # Outputs and state go through a producer of our own, batch by batch (sender.py);
+        # it starts with the first batch, inside the worker's event loop.
+        self._producer: AIOKafkaProducer | None = None
+        self._producer_lock = asyncio.Lock()
+        self._bootstrap = bootstrap
+        self._partitioner = Partitioner()
+        self._topic_partitions = {spec.name: spec.partitions for spec in catalog.topics.values()}
+        self._packed = frozenset(self.names[t] for t in INTERNAL_TOPICS)
+        self._exact_tails = (
+            frozenset(self.names[t] for t in STATE_TOPICS)
+            if exact_changelog_tails(settings.broker_flavor)
+            else frozenset()
+        )
         self.wakeups = WakeIndex()
         self._indexed_at = float("-inf")
-        self._partitioner = DefaultPartitioner()
-        self._exact_tails = exact_changelog_tails(settings.broker_flavor)
         self._last_commit = time.monotonic()
         self._committed: dict[Any, int] = {}
         self._fetch_wait_ms = fetch_max_wait_ms(settings.broker_flavor)
+        self._in = {name: EVENTS_IN.labels(name) for name in self.names.values()}
+        self._out = {name: EVENTS_OUT.labels(name) for name in self.names.values()}
         profile_channel = self.app.topic(
-            catalog["profile_commands"].name,
-            catalog["profile_inputs"].name,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
+            self.names["profile_commands"], self.names["profile_inputs"], **_RAW_BYTES
         )
-        raw_channel = self.app.topic(
-            *(catalog[t].name for t in RAW_TOPICS),
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
+        raw_channel = self.app.topic(*(self.names[t] for t in RAW_TOPICS), **_RAW_BYTES)
         self._agent(raw_channel, "normalize", self._normalize_batch)
-        self._agent(self.topics["chain_inputs"], "chains", self._chain_batch)
+        self._agent(
+            self.app.topic(self.names["chain_inputs"], **_RAW_BYTES), "chains", self._chain_batch
+        )
         self._agent(profile_channel, "profiles", self._profile_batch)
-        self._agent(self.topics["identity_inputs"], "identities", self._identity_batch)
+        self._agent(
+            self.app.topic(self.names["identity_inputs"], **_RAW_BYTES),
+            "identities",
+            self._identity_batch,
+        )
         self.app.timer(settings.timer_interval_seconds)(self._on_timer)
         self.app.on_rebalance_complete.connect(self._on_rebalance)
+        self.app.on_before_shutdown.connect(self._on_shutdown)
 
     # --- wiring --------------------------------------------------------------------------
-
-    def _topic(self, topic_id: str) -> Any:
-        spec = self.catalog[topic_id]
-        return self.app.topic(
-            spec.name,
-            partitions=spec.partitions,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
 
     def _table(self, name: str, topic_id: str, codec: str) -> Any:
         spec = self.catalog[topic_id]
@@ -164,8 +179,8 @@ class Processor:
             key_serializer="raw",
             value_serializer=codec,
         )
-        # use_partitioner: a key's state goes to the changelog partition its key hashes to,
-        # the same partition its input topics put it in, whichever batch wrote it.
+        # use_partitioner: a key's state lives in the changelog partition its key hashes
+        # to, the partition its input topics put it in (the sender hashes the same way).
         table: Any = self.app.Table(
             name,
             default=None,
@@ -177,14 +192,16 @@ class Processor:
         table.value_serializer = codec
         return table
 
-    def _agent(self, channel: Any, name: str, handle: Callable[[list[Any]], Any]) -> None:
+    def _agent(
+        self, channel: Any, name: str, handle: Callable[[list[Any]], Awaitable[int]]
+    ) -> None:
         size, within = self.settings.batch_size, self.settings.batch_within_seconds
 
         async def agent(stream: Any) -> None:
             async for events in stream.take_events(size, within=within):
                 started = time.perf_counter()
-                BATCH_SIZE.labels(name).observe(len(events))
-                await handle(events)
+                count = await handle(events)
+                BATCH_SIZE.labels(name).observe(count)
                 FOLD_SECONDS.labels(name).observe(time.perf_counter() - started)
 
         # One instance per worker (Faust #606), and an agent that fails takes the worker
@@ -193,64 +210,123 @@ class Processor:
             agent
         )
 
-    # --- decoding and dead letters -------------------------------------------------------
+    async def _sender(self) -> Sender:
+        if self._producer is None:
+            async with self._producer_lock:
+                if self._producer is None:
+                    producer = AIOKafkaProducer(
+                        bootstrap_servers=self._bootstrap,
+                        **stream_producer_settings(self.settings.broker_flavor),
+                    )
+                    await producer.start()
+                    self._producer = producer
+        return Sender(
+            self._producer,
+            self._topic_partitions,
+            self._partitioner,
+            packed=self._packed,
+            exact_tails=self._exact_tails,
+        )
 
-    def _decode(self, adapter: TypeAdapter[Any], event: Any, outbox: Outbox) -> Any | None:
-        message = event.message
-        EVENTS_IN.labels(message.topic).inc()
-        try:
-            return adapter.validate_json(event.value)
-        except ValidationError as error:
-            self._dead_letter(event, f"invalid {adapter}: {error.errors()[:3]}", outbox)
-            return None
+    async def _on_shutdown(self, *args: Any, **kwargs: Any) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
 
-    def _dead_letter(self, event: Any, reason: str, outbox: Outbox) -> None:
+    # --- decoding, routing checks and dead letters ---------------------------------------
+
+    async def _messages(
+        self,
+        events: list[Any],
+        adapter: Callable[[str], TypeAdapter[Any]],
+        sender: Sender,
+    ) -> AsyncIterator[tuple[Any, Any]]:
+        """Each message of each record (one, or a pack), decoded with the adapter for its
+        topic; bad ones dead-lettered."""
+        count = 0
+        for event in events:
+            value = event.value
+            topic = event.message.topic
+            count += 1
+            if count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            if not is_pack(value):
+                self._in[topic].inc()
+                try:
+                    yield event, adapter(topic).validate_json(value)
+                except ValidationError as error:
+                    self._dead_letter(event, f"invalid: {error.errors()[:3]}", sender)
+                continue
+            try:
+                items = unpack(value)
+            except PackError as error:
+                self._dead_letter(event, str(error), sender)
+                continue
+            self._in[topic].inc(len(items))
+            for index, item in enumerate(items):
+                count += 1
+                if count % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+                try:
+                    yield event, adapter(topic).validate_python(item)
+                except ValidationError as error:
+                    reason = f"message {index} of the pack is invalid: {error.errors()[:3]}"
+                    self._dead_letter(event, reason, sender, item)
+
+    def _keyed(self, event: Any, message: BaseModel, key: object, sender: Sender) -> bool:
+        """A message must reach the partition of what it is about: applied from another
+        partition, it could race the worker that owns the key."""
+        raw = _bytes(key)
+        record = event.message
+        if is_pack(event.value):
+            owner = self._partitioner(raw, self._topic_partitions[record.topic])
+            if owner == record.partition:
+                return True
+            reason = f"packed for partition {record.partition}, but {key} belongs to {owner}"
+            self._dead_letter(event, reason, sender, message.model_dump(mode="json"))
+            return False
+        if event.key == raw:
+            return True
+        self._dead_letter(event, f"keyed {event.key!r}, but it is about {key}", sender)
+        return False
+
+    def _dead_letter(self, event: Any, reason: str, sender: Sender, item: Any = None) -> None:
         message = event.message
         DEAD_LETTERS.labels(message.topic).inc()
         log.warning(
             "dead letter %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason
         )
+        value = bytes(event.value) if item is None else codecs.dumps(item)
         letter = DeadLetter(
             source_topic=message.topic,
             partition=message.partition,
             offset=message.offset,
             key=event.key.decode(errors="replace") if event.key else None,
-            value=bytes(event.value).decode(errors="replace"),
+            value=value.decode(errors="replace"),
             reason=reason,
             failed_at=datetime.now(UTC),
         )
-        self._send(outbox, "dead_letters", f"{message.topic}:{message.offset}", letter)
+        self._send(sender, "dead_letters", f"{message.topic}:{message.offset}", letter)
 
-    def _send(self, outbox: Outbox, topic_id: str, key: object, value: Any) -> None:
-        EVENTS_OUT.labels(topic_id).inc()
-        outbox.add(self.catalog[topic_id].name, _bytes(key), value.model_dump_json().encode())
+    def _send(self, sender: Sender, topic_id: str, key: object, value: BaseModel) -> None:
+        name = self.names[topic_id]
+        self._out[name].inc()
+        sender.send(name, _bytes(key), value.model_dump_json().encode())
 
-    def _keyed(self, event: Any, key: object, outbox: Outbox) -> bool:
-        """A record must be keyed by what it is about: its partition is its owner's.
-
-        Applied from another partition, it could race the worker that owns the key.
-        """
-        if event.key == _bytes(key):
-            return True
-        self._dead_letter(event, f"keyed {event.key!r}, but it is about {key}", outbox)
-        return False
-
-    def _fold(self, event: Any, outbox: Outbox, fold: Callable[[], None]) -> None:
-        """Run one fold step; a programming error dead-letters the input instead of the stream."""
+    def _fold(self, event: Any, sender: Sender, fold: Callable[[], None]) -> None:
+        """Run one fold step; a programming error dead-letters the input, not the stream."""
         try:
             fold()
         except Exception as error:  # the folds raise only for programming errors
             log.exception("fold failed on %s@%d", event.message.topic, event.message.offset)
-            self._dead_letter(event, f"fold failed: {error!r}", outbox)
+            self._dead_letter(event, f"fold failed: {error!r}", sender)
 
     # --- the agents ----------------------------------------------------------------------
 
-    async def _normalize_batch(self, events: list[Any]) -> None:
-        outbox = Outbox()
-        for event in events:
-            raw = self._decode(_RAW, event, outbox)
-            if raw is None:
-                continue
+    async def _normalize_batch(self, events: list[Any]) -> int:
+        sender = await self._sender()
+        count = 0
+        async for event, raw in self._messages(events, lambda _: _RAW, sender):
+            count += 1
             normalizer = NORMALIZERS.get(raw.store)
             if normalizer is None:
                 # Kept on its raw topic: a later version normalizes it on reprocess.
@@ -259,134 +335,132 @@ class Processor:
             try:
                 canonical = normalizer(raw, self.rates)
             except (ValueError, KeyError, TypeError) as error:
-                self._dead_letter(event, f"cannot normalize: {error!r}", outbox)
+                self._dead_letter(event, f"cannot normalize: {error!r}", sender)
                 continue
             for store_event in canonical:
                 if route(store_event) is Fold.IDENTITY:
-                    self._send(outbox, "identity_inputs", customer_of(store_event), store_event)
+                    self._send(sender, "identity_inputs", customer_of(store_event), store_event)
                 else:
-                    self._send(outbox, "chain_inputs", store_event.chain_key, store_event)
-        await outbox.deliver(self.app.producer)
+                    self._send(sender, "chain_inputs", store_event.chain_key, store_event)
+        await sender.deliver()
+        return count
 
-    async def _chain_batch(self, events: list[Any]) -> None:
-        outbox, staged = Outbox(), dict[bytes, ChainState]()
-        for event in events:
-            message = self._decode(_CHAIN_MESSAGES, event, outbox)
-            if message is None:
-                continue
+    async def _chain_batch(self, events: list[Any]) -> int:
+        sender, staged = await self._sender(), dict[bytes, ChainState]()
+        chains = self.chains.data
+        count = 0
+        async for event, message in self._messages(events, lambda _: _CHAIN_MESSAGES, sender):
+            count += 1
             if route(message) is Fold.IDENTITY:
-                self._send(outbox, "identity_inputs", customer_of(message), message)
+                self._send(sender, "identity_inputs", customer_of(message), message)
                 continue
-            if not self._keyed(event, message.chain_key, outbox):
+            if not self._keyed(event, message, message.chain_key, sender):
                 continue
 
-            def step(message: Any = message, key: bytes = event.key) -> None:
-                state = staged[key] if key in staged else self.chains.get(key)
+            def step(message: Any = message) -> None:
+                key = message.chain_key.encode()
+                state = staged[key] if key in staged else chains.get(key)
                 new, changed = evolve_chain(state, message)
                 if new is not None and new is not state:
                     staged[key] = new
                 for change in changed:
-                    self._send(outbox, "profile_inputs", change.profile_id, change)
+                    self._send(sender, "profile_inputs", change.profile_id, change)
 
-            self._fold(event, outbox, step)
-        await self._finish(outbox, self.chains, staged)
+            self._fold(event, sender, step)
+        await self._finish(sender, self.chains, "chain_state", staged)
+        return count
 
-    async def _profile_batch(self, events: list[Any]) -> None:
-        outbox, staged = Outbox(), dict[bytes, ProfileState]()
-        commands_topic = self.catalog["profile_commands"].name
-        for event in events:
-            external = event.message.topic == commands_topic
-            message = self._decode(_COMMANDS if external else _PROFILE_MESSAGES, event, outbox)
-            if message is None:
+    async def _profile_batch(self, events: list[Any]) -> int:
+        sender, staged = await self._sender(), dict[bytes, ProfileState]()
+        profiles = self.profiles.data
+        commands_topic = self.names["profile_commands"]
+
+        def adapter(topic: str) -> TypeAdapter[Any]:
+            return _COMMANDS if topic == commands_topic else _PROFILE_MESSAGES
+
+        count = 0
+        async for event, message in self._messages(events, adapter, sender):
+            count += 1
+            if event.message.topic == commands_topic and route(message) is Fold.IDENTITY:
+                self._send(sender, "identity_inputs", customer_of(message), message)
                 continue
-            if external and route(message) is Fold.IDENTITY:
-                self._send(outbox, "identity_inputs", customer_of(message), message)
-                continue
-            if not self._keyed(event, message.profile_id, outbox):
+            if not self._keyed(event, message, message.profile_id, sender):
                 continue
 
-            def step(message: Any = message, key: bytes = event.key) -> None:
-                state = staged[key] if key in staged else self.profiles.get(key)
+            def step(message: Any = message) -> None:
+                key = _bytes(message.profile_id)
+                state = staged[key] if key in staged else profiles.get(key)
                 now = instant_of(message)
                 outcome = evolve_profile(state, message, now, self.config)
                 staged[key] = outcome.state
                 for to_chain in outcome.to_chains:
-                    self._send(outbox, "chain_inputs", to_chain.chain_key, to_chain)
+                    self._send(sender, "chain_inputs", to_chain.chain_key, to_chain)
                 for to_profile in outcome.to_profiles:
-                    self._send(outbox, "profile_inputs", to_profile.profile_id, to_profile)
+                    self._send(sender, "profile_inputs", to_profile.profile_id, to_profile)
                 for release in outcome.to_identity:
-                    self._send(outbox, "identity_inputs", release.customer_user_id, release)
-                if outcome.events:
-                    # The profile as each event left it: the same whatever the batching.
-                    view = profile_view(outcome.state, outcome.state.as_of or now, self.config)
-                    for emitted in outcome.events:
-                        self._send(
-                            outbox, "profile_events", emitted.profile_id, envelope(emitted, view)
-                        )
+                    self._send(sender, "identity_inputs", release.customer_user_id, release)
+                # With the profile as each event left it: the same whatever the batching.
+                for integration in published(outcome.state, outcome.events, self.config):
+                    self._send(sender, "profile_events", integration.profile_id, integration)
                 for rejection in outcome.rejections:
-                    self._send(outbox, "profile_outcomes", rejection.profile_id, rejection)
+                    self._send(sender, "profile_outcomes", rejection.profile_id, rejection)
                 if outcome.applied is not None:
-                    self._send(outbox, "profile_outcomes", message.profile_id, outcome.applied)
+                    self._send(sender, "profile_outcomes", message.profile_id, outcome.applied)
 
-            self._fold(event, outbox, step)
+            self._fold(event, sender, step)
         for state in staged.values():
             if state.exists and state.as_of is not None:
                 view = profile_view(state, state.as_of, self.config)
-                self._send(outbox, "profile_snapshots", state.profile_id, view)
-        await self._finish(outbox, self.profiles, staged)
+                self._send(sender, "profile_snapshots", state.profile_id, view)
+        await self._finish(sender, self.profiles, "profile_state", staged)
         for key, state in staged.items():
             self.wakeups.set(key, state.next_wakeup_at)
+        return count
 
-    async def _identity_batch(self, events: list[Any]) -> None:
-        outbox, staged = Outbox(), dict[bytes, IdentityState]()
-        for event in events:
-            message = self._decode(_IDENTITY_MESSAGES, event, outbox)
-            if message is None or not self._keyed(event, customer_of(message), outbox):
+    async def _identity_batch(self, events: list[Any]) -> int:
+        sender, staged = await self._sender(), dict[bytes, IdentityState]()
+        identities = self.identities.data
+        count = 0
+        async for event, message in self._messages(events, lambda _: _IDENTITY_MESSAGES, sender):
+            count += 1
+            customer = customer_of(message)
+            if customer is None or not self._keyed(event, message, customer, sender):
                 continue
 
-            def step(message: Any = message, key: bytes = event.key) -> None:
-                state = staged.get(key) or self.identities.get(key)
+            def step(message: Any = message, key: bytes = customer.encode()) -> None:
+                state = staged.get(key) or identities.get(key)
                 state = state or IdentityState(customer_user_id=key.decode())
                 outcome = evolve_identity(state, message)
                 staged[key] = outcome.state
                 for command in outcome.to_profiles:
-                    self._send(outbox, "profile_inputs", command.profile_id, command)
+                    self._send(sender, "profile_inputs", command.profile_id, command)
                 for store_event in outcome.to_chains:
-                    self._send(outbox, "chain_inputs", store_event.chain_key, store_event)
+                    self._send(sender, "chain_inputs", store_event.chain_key, store_event)
                 for resolved in outcome.resolved:
-                    self._send(outbox, "profile_outcomes", resolved.profile_id, resolved)
+                    self._send(sender, "profile_outcomes", resolved.profile_id, resolved)
 
-            self._fold(event, outbox, step)
-        await self._finish(outbox, self.identities, staged)
+            self._fold(event, sender, step)
+        await self._finish(sender, self.identities, "identity_state", staged)
+        return count
 
     # --- writing state -------------------------------------------------------------------
 
-    async def _finish(self, outbox: Outbox, table: Any, staged: dict[bytes, Any]) -> None:
-        await outbox.deliver(self.app.producer)
+    async def _finish(
+        self, sender: Sender, table: Any, topic_id: str, staged: dict[bytes, Any]
+    ) -> None:
+        """Outputs first, acknowledged; then each changed key's state, once, to its
+        changelog (acknowledged too) and to the table Faust recovers from it."""
+        await sender.deliver()
         if not staged:
             return
-        if not self._exact_tails:
-            for key, state in staged.items():
-                table[key] = state
-            return
-        # Each changelog partition's newest batch holds one record, so that the broker's
-        # LATEST offset (base of the newest batch + 1 on Tansu) is exact for recovery.
-        last: dict[int, bytes] = {}
-        for key in staged:
-            last[self._partition_of(key)] = key
-        tails = set(last.values())
+        changelog = await self._sender()
+        name = self.names[topic_id]
         for key, state in staged.items():
-            if key not in tails:
-                table[key] = state
-        await with_retries(self.app.producer.flush, "flushing state")
-        # One record per partition, flushed together: each is its partition's newest batch.
-        for key in tails:
-            table[key] = staged[key]
-        await with_retries(self.app.producer.flush, "flushing state")
-
-    def _partition_of(self, key: bytes) -> int:
-        every = list(range(self.partitions))
-        return int(self._partitioner(key, every, every))
+            changelog.send(name, key, codecs.encode_state(state))
+        await changelog.deliver()
+        data = table.data
+        for key, state in staged.items():
+            data[key] = state
 
     # --- timers and watchdog -------------------------------------------------------------
 
@@ -400,7 +474,7 @@ class Processor:
         if self.app.in_recovery or time.monotonic() - self._indexed_at < REINDEX_SECONDS:
             return
         self.wakeups.clear()
-        for key, state in self.profiles.items():
+        for key, state in self.profiles.data.items():
             if isinstance(state, ProfileState):
                 self.wakeups.set(key, state.next_wakeup_at)
         self._indexed_at = time.monotonic()
@@ -418,12 +492,20 @@ class Processor:
         self._index_wakeups()
         now = datetime.now(UTC)
         TIMERS_DUE.set(len(self.wakeups))
-        for key, at in self.wakeups.pop_due(now):
-            state = self.profiles.get(key)
-            if state is None:
-                continue
-            tick = Tick(profile_id=state.profile_id, at=at)
-            await self.topics["profile_inputs"].send(key=key, value=tick.model_dump_json().encode())
+        due = self.wakeups.pop_due(now)
+        if due:
+            sender = await self._sender()
+            profiles = self.profiles.data
+            for key, at in due:
+                state = profiles.get(key)
+                if state is not None:
+                    self._send(
+                        sender,
+                        "profile_inputs",
+                        key.decode(),
+                        Tick(profile_id=state.profile_id, at=at),
+                    )
+            await sender.deliver()
         self._watch_commits()
 
     def _watch_commits(self) -> None:
@@ -432,3 +514,11 @@ class Processor:
             self._committed = committed
             self._last_commit = time.monotonic()
         COMMIT_AGE.set(time.monotonic() - self._last_commit)
+
+
+_RAW_BYTES: dict[str, Any] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.app import create_api, database_engine
 from api.reads import ReadModels
 from ingress.app import Ingress
-from processors.core.integration import envelope
+from processors.core.integration import Context, envelope
 from runtime.catalog import load_catalog
 from runtime.settings import Settings
 from schemas.api import PageQuery
@@ -322,7 +322,7 @@ async def test_a_future_dated_event_is_stored_but_hidden_until_due(catalogue: Ca
         is_future_dated=True,
     )
     view = ProfileView.model_validate(catalogue.views[str(pid)])
-    event = envelope(renewal, view)
+    event = envelope(renewal, Context.of_view(view))
     record = Record("profile_events", event.model_dump_json().encode(), sequence=10**6)
     await project(catalogue.url, [[record]])
     reads = ReadModels(catalogue.engine)

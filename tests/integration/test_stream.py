@@ -246,3 +246,51 @@ async def test_bad_input_is_dead_lettered_and_the_stream_moves_on(stack: Stack) 
     snapshots = await stack.snapshots(lambda latest: str(profile) in latest)
     assert snapshots[str(profile)]["access_levels"] == []
     assert str(_pid(101)) not in snapshots  # the mis-keyed command changed nothing
+
+
+async def test_a_pack_is_folded_message_by_message(stack: Stack) -> None:
+    """A bad message in a pack is dead-lettered alone, as is one packed for another
+    partition; the rest of the pack is folded."""
+    from aiokafka import AIOKafkaProducer
+
+    from processors.stream.sender import Partitioner
+
+    topic = stack.catalog["profile_inputs"]
+    partition_of = Partitioner()
+    home = _pid(200)
+    partition = partition_of(str(home).encode(), topic.partitions)
+    stray = next(
+        _pid(i)
+        for i in range(201, 300)
+        if partition_of(str(_pid(i)).encode(), topic.partitions) != partition
+    )
+    now = datetime.now(UTC)
+    pack = (
+        b"["
+        + b",".join(
+            [
+                CreateProfile(command_id="p1", issued_at=now, profile_id=home)
+                .model_dump_json()
+                .encode(),
+                b'{"kind": "tick"}',
+                CreateProfile(command_id="p2", issued_at=now, profile_id=stray)
+                .model_dump_json()
+                .encode(),
+            ]
+        )
+        + b"]"
+    )
+    stack.start_worker()
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic.name, pack, partition=partition)
+    finally:
+        await producer.stop()
+    letters = await stack.read("dead_letters", lambda records: len(records) >= 2)
+    reasons = sorted(letter["reason"] for letter in letters)
+    assert reasons[0].startswith("message 1 of the pack is invalid")
+    assert reasons[1].startswith(f"packed for partition {partition}, but {stray}")
+    assert all(letter["source_topic"] == topic.name for letter in letters)
+    snapshots = await stack.snapshots(lambda latest: str(home) in latest)
+    assert str(stray) not in snapshots
