@@ -36,11 +36,9 @@ def _levels(state: ProfileState, now: datetime, config: FoldConfig) -> dict[str,
         shared_from = rel.parent if rel.parent != state.profile_id else None
         reading = read(chain, now, config)
         if reading.period is not None:
-            view = _subscription_view(chain, reading, shared_from)
             for level in config.levels_of(reading.period.tx.product_id):
-                offer(
-                    level, reading.period.start, view.model_copy(update={"access_level_id": level})
-                )
+                view = _subscription_view(level, chain, reading, shared_from)
+                offer(level, reading.period.start, view)
         for one in purchases(chain, config):
             tx = one.tx
             if tx.is_consumable or tx.purchased_at > now:
@@ -91,7 +89,7 @@ def _cut(
 
 
 def _subscription_view(
-    chain: ChainState, reading: Reading, shared_from: UUID | None
+    level: str, chain: ChainState, reading: Reading, shared_from: UUID | None
 ) -> AccessLevelView:
     assert reading.period is not None
     period = reading.period
@@ -99,7 +97,7 @@ def _subscription_view(
     retry = in_retry(reading.renewal, period)
     active = reading.has_access
     return AccessLevelView(
-        access_level_id="",
+        access_level_id=level,
         is_active=active,
         is_lifetime=False,
         expires_at=reading.access_until if active else period.end,

@@ -252,7 +252,9 @@ def notify(
     related = related_profiles(after)
     if not related:
         return ()
-    delta, whole = (c.model_copy(update={"seen": frozenset()}) for c in (delta, after))
+    unseen: dict[str, object] = {"seen": frozenset()}
+    delta = delta.model_copy(update=unseen)
+    whole = after.model_copy(update=unseen) if any(p not in known for p in related) else delta
     return tuple(
         ChainChanged(profile_id=p, chain=delta if p in known else whole, at=at) for p in related
     )
