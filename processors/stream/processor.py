@@ -63,7 +63,7 @@ from schemas.messages import (
 )
 from schemas.outputs import DeadLetter
 from schemas.raw import RawNotification
-from schemas.state import ChainState, IdentityState, ProfileState
+from schemas.state import IdentityState, ProfileState
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +84,10 @@ UNNORMALIZED = Counter(
 )
 
 REINDEX_SECONDS = 10.0
-# A batch of packs holds many messages: the event loop gets a turn every so many, so that
-# the consumer's keepalive, timers and commits run meanwhile.
-YIELD_EVERY = 500
+# A batch of packs may hold many thousands of messages: its work is written every so many,
+# which bounds what is held in memory and gives the event loop a turn (the consumer's
+# keepalive, timers and commits run meanwhile).
+ROUND = 2000
 RAW_TOPICS = ("raw_app_store", "raw_play_store", "raw_stripe")
 INTERNAL_TOPICS = ("chain_inputs", "profile_inputs", "identity_inputs")
 STATE_TOPICS = ("chain_state", "profile_state", "identity_state")
@@ -238,39 +239,39 @@ class Processor:
         self,
         events: list[Any],
         adapter: Callable[[str], TypeAdapter[Any]],
-        sender: Sender,
+        work: Work,
     ) -> AsyncIterator[tuple[Any, Any]]:
         """Each message of each record (one, or a pack), decoded with the adapter for its
-        topic; bad ones dead-lettered."""
+        topic; bad ones dead-lettered. Every ROUND messages the work so far is written."""
         count = 0
         for event in events:
             value = event.value
             topic = event.message.topic
             count += 1
-            if count % YIELD_EVERY == 0:
-                await asyncio.sleep(0)
+            if count % ROUND == 0:
+                await work.flush()
             if not is_pack(value):
                 self._in[topic].inc()
                 try:
                     yield event, adapter(topic).validate_json(value)
                 except ValidationError as error:
-                    self._dead_letter(event, f"invalid: {error.errors()[:3]}", sender)
+                    self._dead_letter(event, f"invalid: {error.errors()[:3]}", work.sender)
                 continue
             try:
                 items = unpack(value)
             except PackError as error:
-                self._dead_letter(event, str(error), sender)
+                self._dead_letter(event, str(error), work.sender)
                 continue
             self._in[topic].inc(len(items))
             for index, item in enumerate(items):
                 count += 1
-                if count % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
+                if count % ROUND == 0:
+                    await work.flush()
                 try:
                     yield event, adapter(topic).validate_python(item)
                 except ValidationError as error:
                     reason = f"message {index} of the pack is invalid: {error.errors()[:3]}"
-                    self._dead_letter(event, reason, sender, item)
+                    self._dead_letter(event, reason, work.sender, item)
 
     def _keyed(self, event: Any, message: BaseModel, key: object, sender: Sender) -> bool:
         """A message must reach the partition of what it is about: applied from another
@@ -323,9 +324,9 @@ class Processor:
     # --- the agents ----------------------------------------------------------------------
 
     async def _normalize_batch(self, events: list[Any]) -> int:
-        sender = await self._sender()
+        work = await self._work(None, None)
         count = 0
-        async for event, raw in self._messages(events, lambda _: _RAW, sender):
+        async for event, raw in self._messages(events, lambda _: _RAW, work):
             count += 1
             normalizer = NORMALIZERS.get(raw.store)
             if normalizer is None:
@@ -335,26 +336,26 @@ class Processor:
             try:
                 canonical = normalizer(raw, self.rates)
             except (ValueError, KeyError, TypeError) as error:
-                self._dead_letter(event, f"cannot normalize: {error!r}", sender)
+                self._dead_letter(event, f"cannot normalize: {error!r}", work.sender)
                 continue
             for store_event in canonical:
                 if route(store_event) is Fold.IDENTITY:
-                    self._send(sender, "identity_inputs", customer_of(store_event), store_event)
+                    work.send("identity_inputs", customer_of(store_event), store_event)
                 else:
-                    self._send(sender, "chain_inputs", store_event.chain_key, store_event)
-        await sender.deliver()
+                    work.send("chain_inputs", store_event.chain_key, store_event)
+        await work.flush()
         return count
 
     async def _chain_batch(self, events: list[Any]) -> int:
-        sender, staged = await self._sender(), dict[bytes, ChainState]()
-        chains = self.chains.data
+        work = await self._work(self.chains, "chain_state")
+        chains, staged = self.chains.data, work.staged
         count = 0
-        async for event, message in self._messages(events, lambda _: _CHAIN_MESSAGES, sender):
+        async for event, message in self._messages(events, lambda _: _CHAIN_MESSAGES, work):
             count += 1
             if route(message) is Fold.IDENTITY:
-                self._send(sender, "identity_inputs", customer_of(message), message)
+                work.send("identity_inputs", customer_of(message), message)
                 continue
-            if not self._keyed(event, message, message.chain_key, sender):
+            if not self._keyed(event, message, message.chain_key, work.sender):
                 continue
 
             def step(message: Any = message) -> None:
@@ -364,27 +365,27 @@ class Processor:
                 if new is not None and new is not state:
                     staged[key] = new
                 for change in changed:
-                    self._send(sender, "profile_inputs", change.profile_id, change)
+                    work.send("profile_inputs", change.profile_id, change)
 
-            self._fold(event, sender, step)
-        await self._finish(sender, self.chains, "chain_state", staged)
+            self._fold(event, work.sender, step)
+        await work.flush()
         return count
 
     async def _profile_batch(self, events: list[Any]) -> int:
-        sender, staged = await self._sender(), dict[bytes, ProfileState]()
-        profiles = self.profiles.data
+        work = await self._work(self.profiles, "profile_state", self._snapshots)
+        profiles, staged = self.profiles.data, work.staged
         commands_topic = self.names["profile_commands"]
 
         def adapter(topic: str) -> TypeAdapter[Any]:
             return _COMMANDS if topic == commands_topic else _PROFILE_MESSAGES
 
         count = 0
-        async for event, message in self._messages(events, adapter, sender):
+        async for event, message in self._messages(events, adapter, work):
             count += 1
             if event.message.topic == commands_topic and route(message) is Fold.IDENTITY:
-                self._send(sender, "identity_inputs", customer_of(message), message)
+                work.send("identity_inputs", customer_of(message), message)
                 continue
-            if not self._keyed(event, message, message.profile_id, sender):
+            if not self._keyed(event, message, message.profile_id, work.sender):
                 continue
 
             def step(message: Any = message) -> None:
@@ -394,37 +395,39 @@ class Processor:
                 outcome = evolve_profile(state, message, now, self.config)
                 staged[key] = outcome.state
                 for to_chain in outcome.to_chains:
-                    self._send(sender, "chain_inputs", to_chain.chain_key, to_chain)
+                    work.send("chain_inputs", to_chain.chain_key, to_chain)
                 for to_profile in outcome.to_profiles:
-                    self._send(sender, "profile_inputs", to_profile.profile_id, to_profile)
+                    work.send("profile_inputs", to_profile.profile_id, to_profile)
                 for release in outcome.to_identity:
-                    self._send(sender, "identity_inputs", release.customer_user_id, release)
+                    work.send("identity_inputs", release.customer_user_id, release)
                 # With the profile as each event left it: the same whatever the batching.
                 for integration in published(outcome.state, outcome.events, self.config):
-                    self._send(sender, "profile_events", integration.profile_id, integration)
+                    work.send("profile_events", integration.profile_id, integration)
                 for rejection in outcome.rejections:
-                    self._send(sender, "profile_outcomes", rejection.profile_id, rejection)
+                    work.send("profile_outcomes", rejection.profile_id, rejection)
                 if outcome.applied is not None:
-                    self._send(sender, "profile_outcomes", message.profile_id, outcome.applied)
+                    work.send("profile_outcomes", message.profile_id, outcome.applied)
 
-            self._fold(event, sender, step)
-        for state in staged.values():
-            if state.exists and state.as_of is not None:
-                view = profile_view(state, state.as_of, self.config)
-                self._send(sender, "profile_snapshots", state.profile_id, view)
-        await self._finish(sender, self.profiles, "profile_state", staged)
-        for key, state in staged.items():
-            self.wakeups.set(key, state.next_wakeup_at)
+            self._fold(event, work.sender, step)
+        await work.flush()
         return count
 
+    def _snapshots(self, work: Work) -> None:
+        """The latest view of each profile a round changed; its next wake-up indexed."""
+        for key, state in work.staged.items():
+            if state.exists and state.as_of is not None:
+                view = profile_view(state, state.as_of, self.config)
+                work.send("profile_snapshots", state.profile_id, view)
+            self.wakeups.set(key, state.next_wakeup_at)
+
     async def _identity_batch(self, events: list[Any]) -> int:
-        sender, staged = await self._sender(), dict[bytes, IdentityState]()
-        identities = self.identities.data
+        work = await self._work(self.identities, "identity_state")
+        identities, staged = self.identities.data, work.staged
         count = 0
-        async for event, message in self._messages(events, lambda _: _IDENTITY_MESSAGES, sender):
+        async for event, message in self._messages(events, lambda _: _IDENTITY_MESSAGES, work):
             count += 1
             customer = customer_of(message)
-            if customer is None or not self._keyed(event, message, customer, sender):
+            if customer is None or not self._keyed(event, message, customer, work.sender):
                 continue
 
             def step(message: Any = message, key: bytes = customer.encode()) -> None:
@@ -433,34 +436,23 @@ class Processor:
                 outcome = evolve_identity(state, message)
                 staged[key] = outcome.state
                 for command in outcome.to_profiles:
-                    self._send(sender, "profile_inputs", command.profile_id, command)
+                    work.send("profile_inputs", command.profile_id, command)
                 for store_event in outcome.to_chains:
-                    self._send(sender, "chain_inputs", store_event.chain_key, store_event)
+                    work.send("chain_inputs", store_event.chain_key, store_event)
                 for resolved in outcome.resolved:
-                    self._send(sender, "profile_outcomes", resolved.profile_id, resolved)
+                    work.send("profile_outcomes", resolved.profile_id, resolved)
 
-            self._fold(event, sender, step)
-        await self._finish(sender, self.identities, "identity_state", staged)
+            self._fold(event, work.sender, step)
+        await work.flush()
         return count
 
-    # --- writing state -------------------------------------------------------------------
-
-    async def _finish(
-        self, sender: Sender, table: Any, topic_id: str, staged: dict[bytes, Any]
-    ) -> None:
-        """Outputs first, acknowledged; then each changed key's state, once, to its
-        changelog (acknowledged too) and to the table Faust recovers from it."""
-        await sender.deliver()
-        if not staged:
-            return
-        changelog = await self._sender()
-        name = self.names[topic_id]
-        for key, state in staged.items():
-            changelog.send(name, key, codecs.encode_state(state))
-        await changelog.deliver()
-        data = table.data
-        for key, state in staged.items():
-            data[key] = state
+    async def _work(
+        self,
+        table: Any,
+        state_topic: str | None,
+        before_flush: Callable[[Work], None] | None = None,
+    ) -> Work:
+        return Work(self, await self._sender(), table, state_topic, before_flush)
 
     # --- timers and watchdog -------------------------------------------------------------
 
@@ -522,3 +514,47 @@ _RAW_BYTES: dict[str, Any] = {
     "key_serializer": "raw",
     "value_serializer": "raw",
 }
+
+
+class Work:
+    """An agent's round of work: what its messages sent and the states they changed.
+
+    `flush` writes it in the one safe order, outputs first and acknowledged, then each
+    changed key's state, once, to its changelog (acknowledged too) and to the table
+    Faust recovers from that changelog; then a new round starts.
+    """
+
+    def __init__(
+        self,
+        processor: Processor,
+        sender: Sender,
+        table: Any,
+        state_topic: str | None,
+        before_flush: Callable[[Work], None] | None,
+    ) -> None:
+        self.processor = processor
+        self.sender = sender
+        self.table = table
+        self.state_topic = state_topic
+        self.before_flush = before_flush
+        # Kept as one object for the whole batch: the agents' fold steps hold it.
+        self.staged: dict[bytes, Any] = {}
+
+    def send(self, topic_id: str, key: object, value: BaseModel) -> None:
+        self.processor._send(self.sender, topic_id, key, value)
+
+    async def flush(self) -> None:
+        if self.before_flush is not None:
+            self.before_flush(self)
+        await self.sender.deliver()
+        if self.staged and self.state_topic is not None:
+            changelog = await self.processor._sender()
+            name = self.processor.names[self.state_topic]
+            for key, state in self.staged.items():
+                changelog.send(name, key, codecs.encode_state(state))
+            await changelog.deliver()
+            data = self.table.data
+            for key, state in self.staged.items():
+                data[key] = state
+        self.sender = await self.processor._sender()
+        self.staged.clear()
