@@ -1,12 +1,24 @@
-"""Reading canonical events and commands from JSON lines."""
+"""Reading what a command line is given: canonical events and commands, instants."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import typer
 from pydantic import TypeAdapter, ValidationError
 
+from schemas.base import Instant
 from schemas.messages import Input
 
 _INPUT = TypeAdapter(Input)
+INSTANT = TypeAdapter(Instant)
+
+
+def parse_instant(value: str) -> datetime:
+    try:
+        return INSTANT.validate_python(value)
+    except ValidationError as error:
+        raise typer.BadParameter(f"{value!r} is not an ISO 8601 instant with an offset") from error
 
 
 class InputError(Exception):

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import typer
-from pydantic import TypeAdapter, ValidationError
 
-from cli import dev, stream
-from cli.inputs import InputError, read_inputs
+from cli import dev, operate, stream
+from cli.inputs import INSTANT, InputError, parse_instant, read_inputs
 from processors.core.ledger import Ledger
-from schemas.base import Instant
 from schemas.messages import instant_of
 
 app = typer.Typer(
@@ -40,18 +37,7 @@ app.command()(stream.dispatch)
 app.command()(stream.migrate)
 app.command()(stream.postgres)
 app.command("dev")(dev.dev)
-
-
-_INSTANT = TypeAdapter(Instant)
-
-
-def _parse_now(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return _INSTANT.validate_python(value)
-    except ValidationError as error:
-        raise typer.BadParameter(f"{value!r} is not an ISO 8601 instant with an offset") from error
+app.command()(operate.replay)
 
 
 @app.command()
@@ -68,7 +54,7 @@ def fold(
     ] = False,
 ) -> None:
     """Fold events and commands, in file order, into profiles and print them as JSON."""
-    at = _parse_now(now)
+    at = parse_instant(now) if now is not None else None
     data = sys.stdin.buffer.read() if str(file) == "-" else _read(file)
     try:
         items = read_inputs(data.splitlines(), str(file))
@@ -84,7 +70,7 @@ def fold(
         raise typer.Exit(code=2)
     ledger.advance(at)
     out: dict[str, Any] = {
-        "now": _INSTANT.dump_python(at, mode="json"),
+        "now": INSTANT.dump_python(at, mode="json"),
         "profiles": [v.model_dump(mode="json") for v in ledger.views(at)],
     }
     if events:

@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,11 +96,8 @@ async def _copy(connection: Connection, table: str, rows: Iterable[Row], columns
     return count
 
 
-# An event's columns, taken from its JSON (schemas.integration.IntegrationEvent); each
-# newly stored event fans out to the webhook endpoints that want it (an event stored
-# before, as in a redelivery or replay, is never sent again).
-INSERT_EVENTS = f"""
-    WITH inserted AS (
+# An event's columns, taken from its JSON (schemas.integration.IntegrationEvent).
+STORE_EVENTS = f"""
         INSERT INTO profile_events ({", ".join(COLUMNS["profile_events"])})
         SELECT (e->>'profile_event_id')::uuid, (e->>'profile_id')::uuid, e->>'event_type',
                (e->>'event_datetime')::timestamptz, i.sequence,
@@ -112,6 +110,11 @@ INSERT_EVENTS = f"""
         ) AS i
         WHERE NOT EXISTS (
             SELECT 1 FROM profile_tombstones t WHERE t.profile_id = (e->>'profile_id')::uuid)
+"""
+# Each newly stored event fans out to the webhook endpoints that want it (an event stored
+# before, as in a redelivery or replay, is never sent again).
+INSERT_EVENTS = f"""
+    WITH inserted AS ({STORE_EVENTS}
         ON CONFLICT (profile_event_id) DO NOTHING
         RETURNING profile_event_id, profile_id, event_type, sequence, environment, event
     )
@@ -133,6 +136,28 @@ NOTIFY_DELIVERIES = "NOTIFY subledger_webhooks"
 
 def _assignments(columns: Sequence[str], skip: str) -> str:
     return ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != skip)
+
+
+# A rebuild (projections/rebuild.py) stores events without fanning them out, and when it
+# rewrites a copy of the live model it lets what it reads replace what is there.
+STORE_EVENTS_QUIETLY = STORE_EVENTS + " ON CONFLICT (profile_event_id) DO NOTHING"
+REWRITE_EVENTS = (
+    STORE_EVENTS
+    + " ON CONFLICT (profile_event_id) DO UPDATE SET "
+    + _assignments(COLUMNS["profile_events"], "profile_event_id")
+)
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How a batch is written: live (fan out, keep newer rows) or by a rebuild."""
+
+    fan_out: bool = True
+    # Replace a stored row by one of the same version (a rebuild rewriting a copy).
+    overwrite: bool = False
+
+
+LIVE = Mode()
 
 
 @dataclass(frozen=True)
@@ -161,7 +186,7 @@ UPSERT_PROFILES = f"""
         WHERE NOT EXISTS (SELECT 1 FROM profile_tombstones t WHERE t.profile_id = i.profile_id)
         ON CONFLICT (profile_id) DO UPDATE
         SET {_assignments(COLUMNS["profiles"], "profile_id")}
-        WHERE (p.version, p.as_of) < (EXCLUDED.version, EXCLUDED.as_of)
+        WHERE (p.version, p.as_of) {{newer}} (EXCLUDED.version, EXCLUDED.as_of)
         RETURNING p.profile_id
     )
     INSERT INTO changed_profiles SELECT profile_id FROM upserted
@@ -177,13 +202,27 @@ INSERT_OUTCOMES = (
     f"INSERT INTO command_outcomes SELECT * FROM {_staging('command_outcomes')} "
     "ON CONFLICT (command_id) DO NOTHING"
 )
+REWRITE_OUTCOMES = (
+    f"INSERT INTO command_outcomes SELECT * FROM {_staging('command_outcomes')} "
+    "ON CONFLICT (command_id) DO UPDATE SET "
+    + _assignments(COLUMNS["command_outcomes"], "command_id")
+)
+# Every live write holds this lock shared; a rebuild takes it alone to swap its tables in
+# between two of the projector's transactions.
+WRITE_LOCK = 0x5B1ED6E2
 
 
-def _script(prepared: Prepared, projection: str) -> sql.Composed:
+def _script(prepared: Prepared, projection: str, mode: Mode) -> sql.Composed:
     """Everything after the COPYs, as one round trip."""
+    newer = "<=" if mode.overwrite else "<"
+    if mode.fan_out:
+        events = INSERT_EVENTS + ";" + NOTIFY_DELIVERIES
+    else:
+        events = REWRITE_EVENTS if mode.overwrite else STORE_EVENTS_QUIETLY
+    outcomes = REWRITE_OUTCOMES if mode.overwrite else INSERT_OUTCOMES
     parts: list[sql.Composable] = [
-        sql.SQL(UPSERT_PROFILES + ";" + REPLACE_CHILDREN),
-        sql.SQL(INSERT_EVENTS + ";" + INSERT_OUTCOMES + ";" + NOTIFY_DELIVERIES + ";"),
+        sql.SQL(UPSERT_PROFILES.replace("{newer}", newer) + ";" + REPLACE_CHILDREN),
+        sql.SQL(events + ";" + outcomes + ";"),
     ]
     if prepared.erased:
         # GDPR erasure: every row of the profile goes; the tombstone keeps it gone.
@@ -226,14 +265,18 @@ def _script(prepared: Prepared, projection: str) -> sql.Composed:
     return sql.Composed(parts)
 
 
-async def write_rows(connection: Connection, prepared: Prepared, projection: str = NAME) -> Written:
+async def write_rows(
+    connection: Connection, prepared: Prepared, projection: str = NAME, mode: Mode = LIVE
+) -> Written:
     """One transaction: the batch's rows and the offsets after it."""
     rows = 0
     async with connection.transaction():
+        if mode.fan_out:
+            await connection.execute("SELECT pg_advisory_xact_lock_shared(%s)", (WRITE_LOCK,))
         for table, table_rows in prepared.rows.items():
             columns = "sequence, event" if table == "profile_events" else ""
             rows += await _copy(connection, table, table_rows, columns)
-        await connection.execute(_script(prepared, projection))
+        await connection.execute(_script(prepared, projection, mode))
     ROWS_WRITTEN.inc(rows)
     return Written(prepared.records, rows)
 
@@ -243,29 +286,41 @@ async def write_batch(
     batch: Batch,
     offsets: dict[tuple[str, int], int],
     projection: str = NAME,
+    mode: Mode = LIVE,
 ) -> Written:
-    return await write_rows(connection, prepare_rows(batch, offsets), projection)
+    return await write_rows(connection, prepare_rows(batch, offsets), projection, mode)
 
 
 class Writer:
     """Writes batches in order, preparing the next batch's rows while PostgreSQL works on
     the one before: the projector's CPU and the database's overlap."""
 
-    def __init__(self, connection: Connection, projection: str = NAME) -> None:
+    def __init__(self, connection: Connection, projection: str = NAME, mode: Mode = LIVE) -> None:
         self.connection = connection
         self.projection = projection
+        self.mode = mode
         self._pending: asyncio.Task[Written] | None = None
         self.rows = 0
 
     async def submit(self, batch: Batch, offsets: dict[tuple[str, int], int]) -> None:
         prepared = prepare_rows(batch, offsets)
         await self.drain()
-        self._pending = asyncio.create_task(write_rows(self.connection, prepared, self.projection))
+        self._pending = asyncio.create_task(
+            write_rows(self.connection, prepared, self.projection, self.mode)
+        )
 
     async def drain(self) -> None:
         if self._pending is not None:
             pending, self._pending = self._pending, None
             self.rows += (await pending).rows
+
+    async def abandon(self) -> None:
+        """Stop a write in flight (its transaction rolls back) before the connection goes."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.cancel()
+            with suppress(asyncio.CancelledError, psycopg.Error):
+                await pending
 
 
 async def stored_offsets(

@@ -1,6 +1,7 @@
 """The read models in PostgreSQL: what the query API reads and the projector writes.
 
-Every table but `segments` is derived from the topics and can be rebuilt from them.
+The tables of `DERIVED` are projected from the topics and can be rebuilt from them;
+segments, offsets and webhook deliveries are state of their own.
 The migrations in projections/migrations create exactly these tables (a test compares).
 """
 
@@ -327,4 +328,14 @@ PROFILE_CHILDREN = (
     transaction_ids,
     custom_attributes,
     notes,
+)
+
+# What a projection of the topics writes, and a rebuild replaces: everything but the
+# segments, the offsets and the webhooks.
+DERIVED = (
+    profiles,
+    *PROFILE_CHILDREN,
+    profile_events,
+    profile_tombstones,
+    command_outcomes,
 )

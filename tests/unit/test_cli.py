@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -74,3 +75,18 @@ def test_fold_reports_a_missing_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["fold", str(tmp_path / "nope.jsonl")])
     assert result.exit_code == 2
     assert "cannot read" in result.stderr
+
+
+def test_replay_without_a_broker_says_where_the_topics_are(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SUBLEDGER_KAFKA_BOOTSTRAP", raising=False)
+    result = runner.invoke(app, ["replay", "--projection", "read_models"])
+    assert result.exit_code == 2
+    assert "KAFKA_BOOTSTRAP" in result.stderr
+
+
+def test_replay_takes_one_starting_point() -> None:
+    result = runner.invoke(app, ["replay", "--from-beginning", "--since", "2026-04-01T00:00:00Z"])
+    assert result.exit_code == 2
+    assert "not both" in result.stderr

@@ -1,0 +1,319 @@
+"""Rebuilding a read model from the topics beside the live one, then swapping it in.
+
+    subledger replay --projection read_models [--from-beginning | --since ISO]
+
+1. A shadow schema gets the derived tables (`tables.DERIVED`), empty; with `--since`,
+   a copy of the live rows and the offsets they were projected up to.
+2. The replayer reads the topics itself (no Faust, no consumer group) from the start,
+   up to where the live projector has got: what lies beyond is the projector's to write
+   and to fan out to webhooks, so a rebuild sends none. With `--since`, records older
+   than the instant are skipped where the copy holds them already; the rest are written
+   over the copy. Each batch is one transaction with the shadow's own offsets, so an
+   interrupted rebuild resumes where it stopped, and any batching gives the same rows.
+3. Holding the projector between two of its transactions (`WRITE_LOCK`), it reads the
+   last records up to the live offsets, and in one transaction the shadow's tables take
+   the live ones' place. The query API reads the live tables until that commit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from sqlalchemy import MetaData
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from projections import tables
+from projections.projector import (
+    NAME,
+    SOURCES,
+    WRITE_LOCK,
+    Connection,
+    Mode,
+    Writer,
+    collect,
+    prepare,
+    stored_offsets,
+)
+from projections.rows import Batch
+from runtime.catalog import Catalog
+from runtime.kafka import fetch_max_wait_ms
+from runtime.settings import BrokerFlavor
+
+PROJECTIONS = (NAME,)
+# Only one rebuild of a projection at a time.
+REBUILD_LOCK = 0x5B1ED6E3
+# How often the first phase looks again at how far the live projector has got.
+FOLLOW_SECONDS = 2.0
+
+Offsets = dict[tuple[str, int], int]
+
+
+class RebuildError(Exception):
+    """A rebuild that cannot start: another one runs, or the projection is unknown."""
+
+
+@dataclass
+class Progress:
+    """How far a rebuild has read: records done out of those it has to read."""
+
+    done: int = 0
+    total: int = 0
+    written: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    @property
+    def eta(self) -> float | None:
+        rate = self.rate
+        return (self.total - self.done) / rate if rate > 0 else None
+
+
+def shadow_of(projection: str) -> str:
+    return f"rebuild_{projection}"
+
+
+def _ddl(schema: str) -> list[str]:
+    """CREATE statements for the derived tables and the offsets, in `schema`, with the
+    very names (of tables, indexes, constraints) the migrations give them in public."""
+    copy = MetaData()
+    made = [
+        table.to_metadata(copy, schema=schema)
+        for table in (*tables.DERIVED, tables.projection_offsets)
+    ]
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    statements = [str(CreateTable(table).compile(dialect=dialect)) for table in made]
+    statements += [
+        str(CreateIndex(index).compile(dialect=dialect))
+        for table in made
+        for index in table.indexes
+    ]
+    return statements
+
+
+class Rebuild:
+    def __init__(
+        self,
+        catalog: Catalog,
+        bootstrap: str,
+        dsn: str,
+        *,
+        projection: str = NAME,
+        since: datetime | None = None,
+        batch_size: int = 2000,
+        flavor: BrokerFlavor = BrokerFlavor.TANSU,
+        report: Callable[[Progress], None] | None = None,
+    ) -> None:
+        if projection not in PROJECTIONS:
+            raise RebuildError(f"no projection {projection!r}; there is {', '.join(PROJECTIONS)}")
+        self.catalog = catalog
+        self.bootstrap = bootstrap
+        self.dsn = dsn
+        self.projection = projection
+        self.since = since
+        self.batch_size = batch_size
+        self.fetch_wait_ms = fetch_max_wait_ms(flavor)
+        self.report = report or (lambda _: None)
+        self.shadow = shadow_of(projection)
+        self.partitions = [
+            TopicPartition(catalog[t].name, p)
+            for t in SOURCES
+            for p in range(catalog[t].partitions)
+        ]
+        self.topics = {catalog[t].name: t for t in SOURCES}
+        self.progress = Progress()
+
+    async def run(self) -> Progress:
+        admin = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+        writes = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_wait_ms=self.fetch_wait_ms,
+        )
+        writer: Writer | None = None
+        try:
+            locked = await _fetch(admin, "SELECT pg_try_advisory_lock(%s)", (REBUILD_LOCK,))
+            if not locked:
+                raise RebuildError(f"another rebuild of {self.projection} is running")
+            copied = await self._shadow(admin)
+            await writes.execute(f"SET search_path TO {self.shadow}, public")
+            await prepare(writes)
+            positions = await stored_offsets(writes, self.projection)
+            await consumer.start()
+            consumer.assign(self.partitions)
+            for tp in self.partitions:
+                consumer.seek(tp, positions.get((tp.topic, tp.partition), 0))
+            reader = _Reader(self, consumer, writes, positions, copied)
+            writer = reader.writer
+            # First phase: follow the live projector, which keeps running.
+            while True:
+                bounds = await stored_offsets(admin, self.projection)
+                if not await reader.read_to(bounds, for_seconds=FOLLOW_SECONDS):
+                    break
+            # Then hold it between two transactions, read the rest and take its place.
+            await admin.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
+            try:
+                bounds = await stored_offsets(admin, self.projection)
+                await reader.read_to(bounds)
+                await self._swap(admin)
+            finally:
+                await admin.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK,))
+            await admin.execute(f"DROP SCHEMA IF EXISTS retired_{self.projection} CASCADE")
+            return self.progress
+        finally:
+            if writer is not None:
+                await writer.abandon()
+            await consumer.stop()
+            await writes.close()
+            await admin.close()
+
+    async def _shadow(self, admin: Connection) -> Offsets:
+        """Create the shadow schema, or find the one an interrupted rebuild left; return
+        the offsets a `--since` copy of the live rows was taken at."""
+        wanted = {
+            "since": self.since.isoformat() if self.since else None,
+            "sources": sorted(self.topics),
+        }
+        exists = await _fetch(
+            admin,
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = %s)",
+            (self.shadow,),
+        )
+        if exists:
+            found = await _fetch(admin, f"SELECT plan FROM {self.shadow}.rebuild_plan")
+            if found is not None and {k: found.get(k) for k in wanted} == wanted:
+                return {(t, int(p)): o for t, p, o in found["copied"]}
+        async with admin.transaction():
+            await admin.execute(f"DROP SCHEMA IF EXISTS {self.shadow} CASCADE")
+            await admin.execute(f"CREATE SCHEMA {self.shadow}")
+            for statement in _ddl(self.shadow):
+                await admin.execute(statement)
+            await admin.execute(f"CREATE TABLE {self.shadow}.rebuild_plan (plan jsonb NOT NULL)")
+        copied: Offsets = {}
+        async with admin.transaction():
+            if self.since is not None:
+                # The live rows and the offsets they were projected up to, as one snapshot.
+                await admin.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                for table in tables.DERIVED:
+                    await admin.execute(
+                        f"INSERT INTO {self.shadow}.{table.name} SELECT * FROM public.{table.name}"
+                    )
+                copied = await stored_offsets(admin, self.projection)
+            # Written last: a shadow without its plan is made again from scratch.
+            plan = {**wanted, "copied": [[t, p, o] for (t, p), o in copied.items()]}
+            await admin.execute(
+                f"INSERT INTO {self.shadow}.rebuild_plan VALUES (%s)", (json.dumps(plan),)
+            )
+        return copied
+
+    async def _swap(self, admin: Connection) -> None:
+        retired = f"retired_{self.projection}"
+        async with admin.transaction():
+            await admin.execute(f"DROP SCHEMA IF EXISTS {retired} CASCADE")
+            await admin.execute(f"CREATE SCHEMA {retired}")
+            for table in tables.DERIVED:
+                await admin.execute(f"ALTER TABLE public.{table.name} SET SCHEMA {retired}")
+                await admin.execute(f"ALTER TABLE {self.shadow}.{table.name} SET SCHEMA public")
+            await admin.execute(f"DROP SCHEMA {self.shadow} CASCADE")
+
+
+class _Reader:
+    """Reads the source partitions up to given offsets into the shadow, in batches."""
+
+    def __init__(
+        self,
+        rebuild: Rebuild,
+        consumer: AIOKafkaConsumer,
+        writes: Connection,
+        positions: Offsets,
+        copied: Offsets,
+    ) -> None:
+        self.rebuild = rebuild
+        self.consumer = consumer
+        self.positions = {
+            (tp.topic, tp.partition): positions.get((tp.topic, tp.partition), 0)
+            for tp in rebuild.partitions
+        }
+        self.start = dict(self.positions)
+        self.copied = copied
+        since = rebuild.since
+        self.since_ms = int(since.timestamp() * 1000) if since is not None else None
+        self.writer = Writer(
+            writes, rebuild.projection, Mode(fan_out=False, overwrite=since is not None)
+        )
+
+    async def read_to(self, bounds: Offsets, for_seconds: float | None = None) -> bool:
+        """Read every partition up to its bound (a partition the live projector has not
+        read has bound 0). With `for_seconds`, give up after that long and answer whether
+        there is more to read; without, read it all."""
+        progress = self.rebuild.progress
+        behind = {
+            where: bounds.get(where, 0)
+            for where, position in self.positions.items()
+            if position < bounds.get(where, 0)
+        }
+        progress.total = progress.done + sum(b - self.positions[w] for w, b in behind.items())
+        deadline = None if for_seconds is None else time.monotonic() + for_seconds
+        while behind and (deadline is None or time.monotonic() < deadline):
+            self.consumer.pause(
+                *(tp for tp in self.rebuild.partitions if (tp.topic, tp.partition) not in behind)
+            )
+            self.consumer.resume(
+                *(tp for tp in self.rebuild.partitions if (tp.topic, tp.partition) in behind)
+            )
+            fetched = await self.consumer.getmany(
+                timeout_ms=200, max_records=self.rebuild.batch_size
+            )
+            batch, offsets = Batch(), {}
+            for tp, records in fetched.items():
+                where = (tp.topic, tp.partition)
+                bound = behind.get(where)
+                if bound is None:
+                    continue
+                kept = [r for r in records if self.positions[where] <= r.offset < bound]
+                if not kept:
+                    continue
+                collect(self._wanted(where, kept), self.rebuild.topics, batch)
+                progress.done += kept[-1].offset + 1 - self.positions[where]
+                self.positions[where] = offsets[where] = kept[-1].offset + 1
+                if self.positions[where] >= bound:
+                    del behind[where]
+                if kept[-1].offset + 1 < records[-1].offset + 1:
+                    # Read past the bound: start there again when there is more to read.
+                    self.consumer.seek(tp, self.positions[where])
+            if offsets:
+                await self.writer.submit(batch, offsets)
+                self.rebuild.report(progress)
+        await self.writer.drain()
+        progress.written = self.writer.rows
+        self.rebuild.report(progress)
+        return bool(behind)
+
+    def _wanted(self, where: tuple[str, int], records: list[ConsumerRecord]) -> list[Any]:
+        """With `--since`, a record the copy holds already and older than the instant is
+        skipped; otherwise every record is written."""
+        if self.since_ms is None:
+            return records
+        copied = self.copied.get(where, 0)
+        return [r for r in records if r.offset >= copied or r.timestamp >= self.since_ms]
+
+
+async def _fetch(connection: Connection, query: str, params: tuple[Any, ...] = ()) -> Any:
+    cursor = await connection.execute(query, params)
+    row = await cursor.fetchone()
+    return None if row is None else row[0]
