@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from api.auth import ApiKeys
@@ -42,8 +46,26 @@ def create_api(
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
 
-    @app.get("/health")
+    @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
-        return {"status": "ok"}
+        return {"status": "ok", "process": "api"}
+
+    @app.get("/ready", include_in_schema=False)
+    async def ready() -> JSONResponse:
+        """Ready when the publisher is started and the read models answer."""
+        reason = None
+        if not getattr(ingress.publisher, "ready", True):
+            reason = "the broker producer is not started"
+        else:
+            try:
+                async with asyncio.timeout(2.0), engine.connect() as connection:
+                    await connection.execute(text("select 1"))
+            except (TimeoutError, SQLAlchemyError, OSError) as error:
+                reason = f"the database does not answer: {type(error).__name__}"
+        if reason is None:
+            return JSONResponse({"status": "ready", "process": "api"})
+        return JSONResponse(
+            {"status": "not_ready", "process": "api", "reason": reason}, status_code=503
+        )
 
     return app

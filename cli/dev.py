@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 
 from cli.inputs import InputError, read_inputs
 from cli.stream import _apply, _bootstrap, _catalog, _database
-from runtime.broker import wait_for_port
+from runtime.broker import free_port, wait_for_port
 from runtime.catalog import Catalog
 from runtime.settings import Settings
 from schemas.events import StoreEvent
@@ -95,12 +95,13 @@ def dev(
             "SUBLEDGER_DATABASE_URL": url,
             "SUBLEDGER_API_KEYS": "[" + ",".join(f'"{k}"' for k in keys) + "]",
         }
-        for role in (
-            ["worker", "--loglevel", "warning"],
-            ["project", "--loglevel", "warning"],
-            ["dispatch", "--loglevel", "warning"],
-        ):
-            children.append(_child(role, env))
+        probes = {role: free_port() for role in ("worker", "project", "dispatch")}
+        for role, probe in probes.items():
+            children.append(
+                _child(
+                    [role, "--loglevel", "warning"], {**env, "SUBLEDGER_METRICS_PORT": str(probe)}
+                )
+            )
         children.append(_child(["api", "--port", str(port)], env))
         try:
             wait_for_port(port, timeout=60)
@@ -112,8 +113,12 @@ def dev(
                 f"\nsubledger is running: {shown} profiles from {sample.name}\n"
                 f"  profiles   curl -H 'Authorization: Api-Key {keys[0]}' {base}/api/v1/profiles\n"
                 f"  API docs   {base}/docs\n"
-                f"  metrics    {base}/metrics\n"
-                f"  webhooks   {base}/webhooks/{{app-store,google-play,stripe}}\n"
+                f"  metrics    {base}/metrics (API); /metrics, /health and /ready of\n"
+                + "".join(
+                    f"             {role:<9} http://127.0.0.1:{probe}/ready\n"
+                    for role, probe in probes.items()
+                )
+                + f"  webhooks   {base}/webhooks/{{app-store,google-play,stripe}}\n"
                 f"  KAFKA_BOOTSTRAP={bootstrap}\n  DATABASE_URL={url}\n"
                 "Ctrl-C stops everything.",
                 err=True,

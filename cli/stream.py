@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import logging
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import ExitStack, asynccontextmanager, suppress
 from typing import TYPE_CHECKING, Annotated
@@ -17,6 +15,8 @@ from sqlalchemy.exc import OperationalError
 from projections.migrate import upgrade
 from runtime.broker import BrokerError, EmbeddedBroker
 from runtime.catalog import Catalog, CatalogError, load_catalog
+from runtime.health import Health
+from runtime.logs import configure_logging, logging_config
 from runtime.postgres import DatabaseError, database, embedded_postgres
 from runtime.settings import Settings
 from runtime.topics import TopicMismatchError, apply_topics
@@ -96,17 +96,13 @@ def worker(
         # cyclic collector would otherwise walk every few hundred allocations; none of
         # them needs it, so it runs seldom.
         gc.set_threshold(100_000, 50, 100)
-        if settings.metrics_port is not None:
-            from prometheus_client import start_http_server
-
-            start_http_server(settings.metrics_port, addr="127.0.0.1")
-        logging.basicConfig(level=loglevel.upper(), stream=sys.stderr)
-        # The Kafka client logs every request at DEBUG: never on the hot path.
-        for noisy in ("aiokafka", "faust", "mode"):
-            logging.getLogger(noisy).setLevel(
-                max(logging.INFO, logging.getLevelName(loglevel.upper()))
-            )
-        Worker(processor.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+        _serve_health(settings, processor.health)
+        Worker(
+            processor.app,
+            loglevel=loglevel,
+            quiet=True,
+            logging_config=logging_config(loglevel, settings.log_format, "worker"),
+        ).execute_from_commandline()
 
 
 def api(
@@ -163,19 +159,20 @@ def project(
 
     settings = Settings()
     catalog = _catalog(settings)
-    logging.basicConfig(level=loglevel.upper(), stream=sys.stderr)
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    configure_logging(loglevel, settings.log_format, "projector")
     with ExitStack() as stack:
         bootstrap = _bootstrap(settings, stack)
         url = _database(settings, stack)
         _apply(catalog, bootstrap)
-        if settings.metrics_port is not None:
-            from prometheus_client import start_http_server
-
-            start_http_server(settings.metrics_port, addr="127.0.0.1")
         projector = Projector(
-            catalog, bootstrap, url, settings.projection_batch_size, settings.broker_flavor
+            catalog,
+            bootstrap,
+            url,
+            settings.projection_batch_size,
+            settings.broker_flavor,
+            ready_lag=settings.ready_lag,
         )
+        _serve_health(settings, projector.health)
         with suppress(KeyboardInterrupt):
             asyncio.run(_until_signalled(projector.run))
 
@@ -187,16 +184,18 @@ def dispatch(
     from projections.webhooks import Dispatcher
 
     settings = Settings()
-    logging.basicConfig(level=loglevel.upper(), stream=sys.stderr)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(loglevel, settings.log_format, "dispatcher")
     with ExitStack() as stack:
         url = _database(settings, stack)
-        if settings.metrics_port is not None:
-            from prometheus_client import start_http_server
-
-            start_http_server(settings.metrics_port, addr="127.0.0.1")
+        dispatcher = Dispatcher(url)
+        _serve_health(settings, dispatcher.health)
         with suppress(KeyboardInterrupt):
-            asyncio.run(_until_signalled(Dispatcher(url).run))
+            asyncio.run(_until_signalled(dispatcher.run))
+
+
+def _serve_health(settings: Settings, health: Health) -> None:
+    if settings.metrics_port is not None:
+        health.serve(settings.metrics_port, settings.metrics_host)
 
 
 async def _until_signalled(run: Callable[[asyncio.Event], Awaitable[None]]) -> None:

@@ -30,6 +30,11 @@ class KafkaPublisher:
         self._producer = AIOKafkaProducer(**self._settings)
         await self._producer.start()
 
+    @property
+    def ready(self) -> bool:
+        """Started: the producer has reached the broker and knows the cluster."""
+        return self._producer is not None
+
     async def stop(self) -> None:
         if self._producer is not None:
             await self._producer.stop()

@@ -34,6 +34,7 @@ from psycopg import sql
 from projections import tables
 from projections.rows import CHILD_ROWS, COLUMNS, Batch, Row, profile_row
 from runtime.catalog import Catalog
+from runtime.health import CONSUMER_LAG, Health, lag_reason
 from runtime.kafka import fetch_max_wait_ms
 from runtime.settings import BrokerFlavor
 
@@ -356,6 +357,7 @@ class Projector:
         dsn: str,
         batch_size: int = 2000,
         flavor: BrokerFlavor = BrokerFlavor.TANSU,
+        ready_lag: int = 1000,
     ) -> None:
         self.topics = {catalog[t].name: t for t in SOURCES}
         self.catalog = catalog
@@ -364,6 +366,9 @@ class Projector:
         self.batch_size = batch_size
         self.fetch_wait_ms = fetch_max_wait_ms(flavor)
         self.caught_up = asyncio.Event()
+        self.health = Health("projector")
+        self.ready_lag = ready_lag
+        self._lag_at = float("-inf")
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
@@ -382,6 +387,7 @@ class Projector:
             await self._assign(consumer, connection)
             writer = Writer(connection)
             while not stop.is_set():
+                await self._watch_lag(consumer)
                 fetched = await consumer.getmany(timeout_ms=100, max_records=self.batch_size)
                 if not fetched:
                     await writer.drain()
@@ -399,6 +405,22 @@ class Projector:
         finally:
             await consumer.stop()
             await connection.close()
+
+    async def _watch_lag(self, consumer: AIOKafkaConsumer) -> None:
+        """Once a second: lag per partition, and ready when within `ready_lag` records."""
+        if time.monotonic() - self._lag_at < 1.0:
+            return
+        self._lag_at = time.monotonic()
+        behind = 0
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            if end is None:
+                self.health.set(f"no offsets yet for {tp.topic}[{tp.partition}]")
+                return
+            lag = max(end - await consumer.position(tp), 0)
+            CONSUMER_LAG.labels("projector", tp.topic, tp.partition).set(lag)
+            behind += lag
+        self.health.set(lag_reason(behind, self.ready_lag))
 
     async def _assign(self, consumer: AIOKafkaConsumer, connection: Connection) -> None:
         partitions = [

@@ -33,6 +33,8 @@ import psycopg
 from prometheus_client import Counter, Histogram
 from standardwebhooks.webhooks import Webhook
 
+from runtime.health import Health
+
 log = logging.getLogger(__name__)
 
 # Svix's schedule: at once, then after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
@@ -107,6 +109,8 @@ class Dispatcher:
         # running: its answer can still show them pending.
         self._recorded: set[int] = set()
         self._wake = asyncio.Event()
+        # Ready once connected to the database it sends from.
+        self.health = Health("dispatcher")
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
@@ -119,6 +123,7 @@ class Dispatcher:
             await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as writer,
             httpx.AsyncClient(timeout=self.policy.timeout, limits=limits) as http,
         ):
+            self.health.set(None)
             listener = asyncio.create_task(self._listen(stop))
             tasks: set[asyncio.Task[None]] = set()
             lock = asyncio.Lock()

@@ -37,8 +37,15 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=1000, ge=1)
     batch_within_seconds: float = Field(default=0.02, gt=0)
     timer_interval_seconds: float = Field(default=0.5, gt=0)
-    # Where a worker serves /metrics for Prometheus; unset serves none.
+    # Where a worker, projector or dispatcher serves /health, /ready and /metrics
+    # (Prometheus); unset serves none. The HTTP service serves them on its own port.
     metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    # A process is ready once it has recovered and at most this many records are left to
+    # read on its partitions.
+    ready_lag: int = Field(default=1000, ge=0)
+    # Logs as one JSON object per line (for collectors) or as text.
+    log_format: Literal["text", "json"] = "text"
     # App Store: the app's identity and the root certificates chains must lead to (DER).
     apple_bundle_id: str | None = None
     apple_app_apple_id: int | None = None

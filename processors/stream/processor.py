@@ -45,6 +45,7 @@ from processors.stream.packs import PackError, is_pack, unpack
 from processors.stream.sender import Partitioner, Sender
 from processors.stream.wakeups import WakeIndex
 from runtime.catalog import Catalog
+from runtime.health import CONSUMER_LAG, Health, lag_reason
 from runtime.kafka import (
     exact_changelog_tails,
     faust_settings,
@@ -145,6 +146,11 @@ class Processor:
             else frozenset()
         )
         self.wakeups = WakeIndex()
+        self.health = Health("worker")
+        self._sources = frozenset(
+            self.names[t]
+            for t in (*RAW_TOPICS, "chain_inputs", "profile_commands", "profile_inputs")
+        ) | {self.names["identity_inputs"]}
         self._indexed_at = float("-inf")
         self._last_commit = time.monotonic()
         self._committed: dict[Any, int] = {}
@@ -499,6 +505,7 @@ class Processor:
                     )
             await sender.deliver()
         self._watch_commits()
+        self._watch_lag()
 
     def _watch_commits(self) -> None:
         committed = dict(getattr(self.app.consumer, "_committed_offset", {}) or {})
@@ -506,6 +513,29 @@ class Processor:
             self._committed = committed
             self._last_commit = time.monotonic()
         COMMIT_AGE.set(time.monotonic() - self._last_commit)
+
+    def _watch_lag(self) -> None:
+        """Lag per source partition, and readiness: recovered, and caught up to within
+        one batch of every partition this worker reads."""
+        if self.app.in_recovery or self.app.rebalancing:
+            self.health.set("recovering" if self.app.in_recovery else "rebalancing")
+            return
+        consumer: Any = self.app.consumer
+        behind = 0
+        for tp in consumer.assignment():
+            if tp.topic not in self._sources:
+                continue
+            end = consumer.highwater(tp)
+            if end is None:
+                self.health.set(f"no offsets yet for {tp.topic}[{tp.partition}]")
+                return
+            read = consumer._read_offset.get(tp)
+            committed = consumer._committed_offset.get(tp)
+            position = read + 1 if read is not None else (committed or 0)
+            lag = max(end - position, 0)
+            CONSUMER_LAG.labels("worker", tp.topic, tp.partition).set(lag)
+            behind += lag
+        self.health.set(lag_reason(behind, self.settings.ready_lag))
 
 
 _RAW_BYTES: dict[str, Any] = {

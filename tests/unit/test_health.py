@@ -1,0 +1,69 @@
+"""Readiness as a process reports it, and the log lines collectors read."""
+
+from __future__ import annotations
+
+import io
+import logging
+import logging.config
+from typing import Any
+from wsgiref.util import setup_testing_defaults
+
+import orjson
+import pytest
+
+from runtime.health import Health, lag_reason
+from runtime.logs import logging_config
+
+
+def get(health: Health, path: str) -> tuple[str, bytes]:
+    environ: dict[str, Any] = {"PATH_INFO": path}
+    setup_testing_defaults(environ)
+    status: list[str] = []
+    body = b"".join(health.wsgi()(environ, lambda s, headers: status.append(s)))
+    return status[0], body
+
+
+def test_ready_only_once_the_process_says_so() -> None:
+    health = Health("worker")
+    status, body = get(health, "/ready")
+    assert status.startswith("503")
+    assert orjson.loads(body) == {"status": "not_ready", "process": "worker", "reason": "starting"}
+    health.set(lag_reason(1500, 1000))
+    assert orjson.loads(get(health, "/ready")[1])["reason"] == "1,500 records behind"
+    health.set(lag_reason(1000, 1000))
+    assert get(health, "/ready") == ("200 OK", b'{"status":"ready","process":"worker"}')
+
+
+def test_alive_whatever_readiness_says_and_metrics_beside() -> None:
+    health = Health("projector")
+    assert get(health, "/health")[0] == "200 OK"
+    status, body = get(health, "/metrics")
+    assert status.startswith("200")
+    assert b"subledger_consumer_lag_records" in body
+
+
+def test_json_logs_carry_level_logger_process_extras_and_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    logging.config.dictConfig(logging_config("info", "json", "worker"))
+    log = logging.getLogger("subledger.test")
+    log.info("folded %d messages", 3, extra={"agent": "profiles"})
+    log.debug("not shown")
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        log.exception("failed")
+    first, second = (orjson.loads(line) for line in stream.getvalue().splitlines())
+    assert first["level"] == "info"
+    assert first["message"] == "folded 3 messages"
+    assert (first["logger"], first["process"], first["agent"]) == (
+        "subledger.test",
+        "worker",
+        "profiles",
+    )
+    assert first["ts"].endswith("+00:00")
+    assert second["level"] == "error"
+    assert "ValueError: bad" in second["exc"]
+    logging.config.dictConfig(logging_config("warning"))
