@@ -9,6 +9,7 @@ COPY processors processors
 COPY projections projections
 COPY runtime runtime
 COPY schemas schemas
+COPY simulator simulator
 COPY topics.yaml ./
 RUN pip install --no-cache-dir -c requirements.lock -e . \
     && useradd --create-home subledger

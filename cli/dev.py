@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,7 @@ import typer
 from aiokafka import AIOKafkaProducer
 
 from cli.inputs import InputError, read_inputs
+from cli.simulate import DEV_DIR, run_plan
 from cli.stream import _apply, _bootstrap, _catalog, _database
 from runtime.broker import free_port, wait_for_port
 from runtime.catalog import Catalog
@@ -30,7 +32,6 @@ from schemas.events import StoreEvent
 from schemas.messages import Input
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "examples" / "sample.jsonl"
 DEV_KEY = "dev-key"
 
 
@@ -71,19 +72,30 @@ def _wait_for_profiles(base: str, key: str, expected: int, timeout: float) -> in
 
 def dev(
     port: Annotated[int, typer.Option(help="Port of the HTTP service.")] = 8080,
+    profiles: Annotated[int, typer.Option(help="Profiles the simulator brings to life.")] = 40,
+    rate: Annotated[float, typer.Option(help="Simulated requests per second.", min=0.1)] = 25.0,
+    seed: Annotated[int, typer.Option(help="The simulator's seed.")] = 1,
     sample: Annotated[
-        Path, typer.Option(help="JSON lines of events and commands to feed.")
-    ] = SAMPLE,
+        Path | None, typer.Option(help="Also feed these JSON lines of events and commands.")
+    ] = None,
+    keys: Annotated[Path, typer.Option(help="Development keys (made on first use).")] = DEV_DIR,
 ) -> None:
-    """Run broker, PostgreSQL, worker, projector and API together, fed with sample traffic."""
+    """Run broker, PostgreSQL, worker, projector, dispatcher and API together, fed with
+    simulated App Store, Google Play and Stripe traffic signed with development keys."""
+    from simulator.keys import DevKeys
+    from simulator.plan import plan
+    from simulator.run import service_settings
+
     settings = Settings()
     catalog = _catalog(settings)
-    keys = [k.get_secret_value() for k in settings.api_keys] or [DEV_KEY]
+    api_keys = [k.get_secret_value() for k in settings.api_keys] or [DEV_KEY]
     try:
-        inputs = read_inputs(sample.read_bytes().splitlines(), str(sample))
+        inputs = read_inputs(sample.read_bytes().splitlines(), str(sample)) if sample else []
     except (OSError, InputError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=2) from error
+    dev_keys = DevKeys.load_or_create(keys)
+    play_port = free_port()
     children: list[subprocess.Popen[bytes]] = []
     with ExitStack() as stack:
         bootstrap = _bootstrap(settings, stack)
@@ -93,7 +105,7 @@ def dev(
             **os.environ,
             "SUBLEDGER_KAFKA_BOOTSTRAP": bootstrap,
             "SUBLEDGER_DATABASE_URL": url,
-            "SUBLEDGER_API_KEYS": "[" + ",".join(f'"{k}"' for k in keys) + "]",
+            "SUBLEDGER_API_KEYS": "[" + ",".join(f'"{k}"' for k in api_keys) + "]",
         }
         probes = {role: free_port() for role in ("worker", "project", "dispatch")}
         for role, probe in probes.items():
@@ -102,16 +114,29 @@ def dev(
                     [role, "--loglevel", "warning"], {**env, "SUBLEDGER_METRICS_PORT": str(probe)}
                 )
             )
-        children.append(_child(["api", "--port", str(port)], env))
+        store_settings = service_settings(dev_keys, f"http://127.0.0.1:{play_port}")
+        children.append(_child(["api", "--port", str(port)], {**env, **store_settings}))
         try:
             wait_for_port(port, timeout=60)
-            asyncio.run(publish(bootstrap, catalog, inputs))
             base = f"http://{settings.ingress_host}:{port}"
-            profiles = {i.profile_id for i in inputs if not isinstance(i, StoreEvent)}
-            shown = _wait_for_profiles(base, keys[0], len(profiles), timeout=60)
+            if inputs:
+                asyncio.run(publish(bootstrap, catalog, inputs))
+            steps = plan(profiles, seed, datetime.now(UTC))
             typer.echo(
-                f"\nsubledger is running: {shown} profiles from {sample.name}\n"
-                f"  profiles   curl -H 'Authorization: Api-Key {keys[0]}' {base}/api/v1/profiles\n"
+                f"simulating {profiles} profiles: {len(steps)} requests at {rate:g}/s", err=True
+            )
+            outcome = asyncio.run(run_plan(steps, base, dev_keys, api_keys[0], rate, play_port))
+            for failure in outcome.failures:
+                typer.echo(f"  refused: {failure}", err=True)
+            expected = min(
+                profiles + len({i.profile_id for i in inputs if not isinstance(i, StoreEvent)}), 200
+            )
+            shown = _wait_for_profiles(base, api_keys[0], expected, timeout=60)
+            typer.echo(
+                f"\nsubledger is running: {shown} profiles ({outcome.sent - outcome.refused:,} "
+                f"requests accepted, {outcome.refused:,} refused)\n"
+                f"  profiles   curl -H 'Authorization: Api-Key {api_keys[0]}' "
+                f"{base}/api/v1/profiles\n"
                 f"  API docs   {base}/docs\n"
                 f"  metrics    {base}/metrics (API); /metrics, /health and /ready of\n"
                 + "".join(
@@ -119,6 +144,7 @@ def dev(
                     for role, probe in probes.items()
                 )
                 + f"  webhooks   {base}/webhooks/{{app-store,google-play,stripe}}\n"
+                f"  more       subledger simulate --url {base} --seed 2 --play-port {play_port}\n"
                 f"  KAFKA_BOOTSTRAP={bootstrap}\n  DATABASE_URL={url}\n"
                 "Ctrl-C stops everything.",
                 err=True,

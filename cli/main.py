@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from cli import dev, operate, stream
+from cli import dev, operate, simulate, stream
 from cli.inputs import INSTANT, InputError, parse_instant, read_inputs
 from processors.core.ledger import Ledger
 from schemas.messages import instant_of
@@ -38,6 +38,7 @@ app.command()(stream.migrate)
 app.command()(stream.postgres)
 app.command("dev")(dev.dev)
 app.command()(operate.replay)
+app.command()(simulate.simulate)
 
 
 @app.command()

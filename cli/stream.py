@@ -289,6 +289,11 @@ def _google_play(settings: Settings) -> GooglePlay | None:
             "error: set SUBLEDGER_GOOGLE_PUSH_SECRET or SUBLEDGER_GOOGLE_PUSH_AUDIENCE", err=True
         )
         raise typer.Exit(code=2)
+    if settings.google_play_api_endpoint is not None:
+        from google.auth.credentials import AnonymousCredentials
+
+        client = GooglePlayClient(AnonymousCredentials(), settings.google_play_api_endpoint)  # type: ignore[no-untyped-call]
+        return GooglePlay(package, auth, client)
     if settings.google_service_account_file is None:
         typer.echo(
             "error: SUBLEDGER_GOOGLE_SERVICE_ACCOUNT_FILE is needed to fetch purchases", err=True

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -120,18 +121,35 @@ class PlayClient(Protocol):
 
 
 class GooglePlayClient:
-    """The real client: google-api-python-client with a service account's credentials."""
+    """The real client: google-api-python-client with a service account's credentials.
 
-    def __init__(self, credentials: Any) -> None:
+    Its HTTP transport (httplib2) must not be shared between threads, and ingress calls
+    from a thread pool: each thread builds its own service object, once."""
+
+    def __init__(self, credentials: Any, endpoint: str | None = None) -> None:
+        self._credentials = credentials
+        self._endpoint = endpoint
+        self._local = threading.local()
+        self._build()  # fails here, at start, if the discovery document cannot be read
+
+    def _build(self) -> Any:
         from googleapiclient.discovery import build
 
-        self._purchases = build(
+        purchases = build(
             "androidpublisher",
             "v3",
-            credentials=credentials,
+            credentials=self._credentials,
             static_discovery=True,
             cache_discovery=False,
+            # Another server speaking the same API (the simulator's stand-in).
+            client_options={"api_endpoint": self._endpoint} if self._endpoint else None,
         ).purchases()
+        self._local.purchases = purchases
+        return purchases
+
+    @property
+    def _purchases(self) -> Any:
+        return getattr(self._local, "purchases", None) or self._build()
 
     def subscription(self, package: str, token: str) -> dict[str, Any]:
         request = self._purchases.subscriptionsv2().get(packageName=package, token=token)

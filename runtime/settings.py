@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     google_push_service_account: str | None = None
     # Service-account key (JSON) for the Play Developer API.
     google_service_account_file: Path | None = None
+    # Another server for the Play Developer API, called without credentials: the
+    # simulator's stand-in (development only).
+    google_play_api_endpoint: str | None = None
     ingress_host: str = "127.0.0.1"
     ingress_port: int = 8080
     # None starts (or joins) the embedded PostgreSQL whose data lives in `postgres_dir`.

@@ -1,4 +1,4 @@
-"""`subledger dev`: the whole system from one command, fed with the sample traffic."""
+"""`subledger dev`: the whole system from one command, fed with simulated store traffic."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from tests.integration.stack import ROOT
 pytestmark = pytest.mark.integration
 
 
-def test_dev_serves_the_sample_profiles_and_stops_on_ctrl_c(tmp_path: Path, database: str) -> None:
+def test_dev_serves_simulated_profiles_of_every_store_and_stops_on_ctrl_c(
+    tmp_path: Path, database: str
+) -> None:
     port = free_port()
     log = tmp_path / "dev.log"
     env = {
@@ -30,7 +32,10 @@ def test_dev_serves_the_sample_profiles_and_stops_on_ctrl_c(tmp_path: Path, data
     env["DATABASE_URL"] = database
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "dev", "--port", str(port)],
+            [
+                *(sys.executable, "-m", "cli.main", "dev", "--port", str(port)),
+                *("--profiles", "15", "--rate", "60", "--keys", str(tmp_path / "keys")),
+            ],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -44,12 +49,18 @@ def test_dev_serves_the_sample_profiles_and_stops_on_ctrl_c(tmp_path: Path, data
                 time.sleep(0.5)
             response = httpx.get(
                 f"http://127.0.0.1:{port}/api/v1/profiles",
-                params={"sort": "ltv"},
+                params={"sort": "ltv", "limit": 100},
                 headers={"Authorization": "Api-Key dev-key"},
             )
             profiles = response.json()["data"]
-            assert len(profiles) == 5
-            assert profiles[0]["customer_user_id"] == "grace"
+            assert len(profiles) == 15
+            assert {s for p in profiles for s in p["stores"]} == {
+                "app_store",
+                "play_store",
+                "stripe",
+            }
+            assert ", 0 refused)" in log.read_text()
+            assert float(profiles[0]["total_revenue_usd"]) > 0
             process.send_signal(signal.SIGINT)
             assert process.wait(timeout=60) == 0
         finally:

@@ -1,0 +1,153 @@
+"""The simulator: the same plan under a seed, the mix it promises, and traffic that
+subledger's own ingress verifies and its normalizers read."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ingress.app import GooglePlay, Ingress, create_app
+from ingress.apple import AppleVerifier
+from ingress.google_play import SharedSecretAuth
+from ingress.stripe_webhook import StripeVerifier
+from processors.normalize.money import Rates
+from processors.stream.processor import NORMALIZERS
+from runtime.catalog import load_catalog
+from schemas.enums import EventType
+from schemas.raw import RawNotification
+from simulator.keys import DevKeys
+from simulator.plan import APP_APPLE_ID, BUNDLE, PACKAGE, Step, plan, profile_id
+from simulator.run import PlayStandIn, Simulator
+from tests.unit.test_ingress_app_store import MemoryPublisher
+
+START = datetime(2026, 11, 30, 12, tzinfo=UTC)
+E = EventType
+
+
+def test_a_seed_plans_the_same_traffic_and_another_seed_other_traffic() -> None:
+    assert plan(40, 7, START) == plan(40, 7, START)
+    assert plan(40, 7, START) != plan(40, 8, START)
+    assert profile_id(7, 3) == profile_id(7, 3) != profile_id(8, 3)
+
+
+def test_the_plan_holds_the_mix_stores_send() -> None:
+    steps = plan(400, 1, START)
+    channels = Counter(s.channel for s in steps)
+    assert set(channels) == {"api", "app_store", "google_play", "stripe"}
+    what = Counter(s.what for s in steps)
+    for expected in (
+        "SUBSCRIBED/INITIAL_BUY",
+        "DID_RENEW",
+        "DID_RENEW/BILLING_RECOVERY",
+        "DID_CHANGE_RENEWAL_STATUS/AUTO_RENEW_DISABLED",
+        "DID_CHANGE_RENEWAL_STATUS/AUTO_RENEW_ENABLED",
+        "DID_FAIL_TO_RENEW/GRACE_PERIOD",
+        "DID_FAIL_TO_RENEW",
+        "REFUND",
+        "DID_CHANGE_RENEWAL_PREF/DOWNGRADE",
+        "ONE_TIME_CHARGE",
+        "invoice.paid",
+        "invoice.payment_failed",
+        "customer.subscription.deleted",
+        "customer.subscription.paused",
+        "SUBSCRIPTION_4",
+        "SUBSCRIPTION_10",
+        "ONE_TIME_PRODUCT_PURCHASED",
+        "create_profile",
+        "email_event",
+        "restore",
+    ):
+        assert what[expected] > 0, expected
+    store = [s for s in steps if s.channel != "api"]
+    duplicates = [s for s in store if s.duplicate]
+    assert 0.01 < len(duplicates) / len(store) < 0.06
+    assert all(replace_flag(d) in store for d in duplicates)
+    out_of_order = sum(1 for a, b in pairwise(store) if b.at < a.at)
+    assert out_of_order > 0
+    now = int(START.timestamp() * 1000)
+    ahead = [
+        s
+        for s in steps
+        if s.channel == "app_store" and s.body["data"]["transaction"]["purchaseDate"] > now
+    ]
+    assert ahead, "renewals dated ahead"
+    trials = [s for s in steps if s.channel == "app_store" and "offerType" in str(s.body)]
+    assert trials
+
+
+def replace_flag(step: Step) -> Step:
+    return Step(**{**step.__dict__, "duplicate": False})
+
+
+class StandInClient:
+    """The Play client ingress uses, reading the stand-in's memory (HTTP in integration)."""
+
+    def __init__(self, play: PlayStandIn) -> None:
+        self.play = play
+
+    def subscription(self, package: str, token: str) -> dict[str, Any]:
+        return self.play.subscriptions[token]
+
+    def product(self, package: str, token: str) -> dict[str, Any]:
+        return self.play.products[token]
+
+
+async def test_every_notification_verifies_at_ingress_and_normalizes(tmp_path: Path) -> None:
+    keys = DevKeys.load_or_create(tmp_path / "dev")
+    play = PlayStandIn()
+    publisher = MemoryPublisher()
+    ingress = Ingress(
+        catalog=load_catalog(),
+        publisher=publisher,
+        apple=AppleVerifier([keys.authority.root_der], "Production", BUNDLE, APP_APPLE_ID),
+        stripe=StripeVerifier([keys.stripe_secret]),
+        google=GooglePlay(PACKAGE, SharedSecretAuth(keys.google_push_secret), StandInClient(play)),
+    )
+    transport = httpx.ASGITransport(app=create_app(ingress))
+    steps = [s for s in plan(80, 3, START) if s.channel != "api"]
+    simulator = Simulator("http://ingress", keys, "k", play, rate=10_000, transport=transport)
+    outcome = await simulator.run(steps)
+    assert outcome.refused == 0, outcome.failures
+    assert outcome.sent == len(steps) == len(publisher.records)
+
+    rates = Rates.load()
+    planned = {str(profile_id(3, n)) for n in range(80)}
+    kinds: Counter[EventType] = Counter()
+    for _, _, value in publisher.records:
+        raw = RawNotification.model_validate_json(value)
+        for event in NORMALIZERS[raw.store](raw, rates):
+            kinds[event.event_type] += 1
+            assert event.profile is None or str(event.profile.profile_id) in planned
+    for expected in (
+        E.SUBSCRIPTION_STARTED,
+        E.TRIAL_STARTED,
+        E.SUBSCRIPTION_RENEWED,
+        E.SUBSCRIPTION_RENEWAL_CANCELLED,
+        E.BILLING_ISSUE_DETECTED,
+        E.SUBSCRIPTION_EXPIRED,
+    ):
+        assert kinds[expected] > 0, (expected, kinds)
+
+
+async def test_the_real_play_client_reads_the_stand_in_from_many_threads_at_once() -> None:
+    """google-api-python-client over HTTP, from ingress's thread pool: no shared transport."""
+    import asyncio
+
+    from google.auth.credentials import AnonymousCredentials
+
+    from ingress.google_play import GooglePlayClient
+    from runtime.broker import free_port
+
+    play = PlayStandIn()
+    play.subscriptions = {f"tok-{n}": {"subscriptionState": f"S{n}"} for n in range(40)}
+    async with play.serving(free_port()) as endpoint:
+        client = GooglePlayClient(AnonymousCredentials(), endpoint)  # type: ignore[no-untyped-call]
+        answers = await asyncio.gather(
+            *(asyncio.to_thread(client.subscription, PACKAGE, f"tok-{n}") for n in range(40))
+        )
+    assert [a["subscriptionState"] for a in answers] == [f"S{n}" for n in range(40)]
