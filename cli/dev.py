@@ -96,6 +96,8 @@ def dev(
         raise typer.Exit(code=2) from error
     dev_keys = DevKeys.load_or_create(keys)
     play_port = free_port()
+    # A SIGTERM while starting stops everything started so far, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     children: list[subprocess.Popen[bytes]] = []
     with ExitStack() as stack:
         bootstrap = _bootstrap(settings, stack)
@@ -164,6 +166,10 @@ def dev(
                 except subprocess.TimeoutExpired:
                     child.kill()
             typer.echo("stopped", err=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _child(role: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -65,5 +65,10 @@ def test_dev_serves_simulated_profiles_of_every_store_and_stops_on_ctrl_c(
             assert process.wait(timeout=60) == 0
         finally:
             if process.poll() is None:
-                process.kill()
+                # SIGTERM: dev stops its children, broker and database before it exits.
+                process.terminate()
+                try:
+                    process.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
     assert "stopped" in log.read_text()
