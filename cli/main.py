@@ -38,6 +38,7 @@ app.command()(stream.migrate)
 app.command()(stream.postgres)
 app.command("dev")(dev.dev)
 app.command()(operate.replay)
+app.command()(operate.reprocess)
 app.command()(simulate.simulate)
 
 

@@ -31,7 +31,8 @@ topics_app = typer.Typer(help="The topics of topics.yaml.", no_args_is_help=True
 
 def _catalog(settings: Settings) -> Catalog:
     try:
-        return load_catalog().with_prefix(settings.topic_prefix)
+        catalog = load_catalog().with_version(settings.processor_version)
+        return catalog.with_prefix(settings.topic_prefix)
     except CatalogError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=2) from error

@@ -6,7 +6,9 @@
    a copy of the live rows and the offsets they were projected up to.
 2. The replayer reads the topics itself (no Faust, no consumer group) from the start,
    up to where the live projector has got: what lies beyond is the projector's to write
-   and to fan out to webhooks, so a rebuild sends none. With `--since`, records older
+   and to fan out to webhooks, so a rebuild sends none. Topics no projector has read
+   (a first build, or a new processor version's, `subledger reprocess`) are read to
+   their end, and the projector goes on from there after the swap. With `--since`, records older
    than the instant are skipped where the copy holds them already; the rest are written
    over the copy. Each batch is one transaction with the shadow's own offsets, so an
    interrupted rebuild resumes where it stopped, and any batching gives the same rows.
@@ -44,7 +46,7 @@ from projections.projector import (
 )
 from projections.rows import Batch
 from runtime.catalog import Catalog
-from runtime.kafka import fetch_max_wait_ms
+from runtime.kafka import end_offsets, fetch_max_wait_ms
 from runtime.settings import BrokerFlavor
 
 PROJECTIONS = (NAME,)
@@ -125,6 +127,7 @@ class Rebuild:
         self.projection = projection
         self.since = since
         self.batch_size = batch_size
+        self.flavor = flavor
         self.fetch_wait_ms = fetch_max_wait_ms(flavor)
         self.report = report or (lambda _: None)
         self.shadow = shadow_of(projection)
@@ -135,6 +138,7 @@ class Rebuild:
         ]
         self.topics = {catalog[t].name: t for t in SOURCES}
         self.progress = Progress()
+        self.following = True
 
     async def run(self) -> Progress:
         admin = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
@@ -162,9 +166,11 @@ class Rebuild:
                 consumer.seek(tp, positions.get((tp.topic, tp.partition), 0))
             reader = _Reader(self, consumer, writes, positions, copied)
             writer = reader.writer
+            live = await stored_offsets(admin, self.projection)
+            self.following = any((tp.topic, tp.partition) in live for tp in self.partitions)
             # First phase: follow the live projector, which keeps running.
             while True:
-                bounds = await stored_offsets(admin, self.projection)
+                bounds = await self._bounds(admin, consumer)
                 if not await reader.read_to(bounds, for_seconds=FOLLOW_SECONDS):
                     break
             for statement in _ddl(self.shadow)[1]:
@@ -172,8 +178,7 @@ class Rebuild:
             # Then hold it between two transactions, read the rest and take its place.
             await admin.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
             try:
-                bounds = await stored_offsets(admin, self.projection)
-                await reader.read_to(bounds)
+                await reader.read_to(await self._bounds(admin, consumer))
                 await self._swap(admin)
             finally:
                 await admin.execute("SELECT pg_advisory_unlock(%s)", (WRITE_LOCK,))
@@ -225,9 +230,27 @@ class Rebuild:
             )
         return copied
 
+    async def _bounds(self, admin: Connection, consumer: AIOKafkaConsumer) -> Offsets:
+        """Where to read to: where the live projector has got; or, when no projector reads
+        these topics (the first build of a model, or the topics of a new processor
+        version), their ends."""
+        if self.following:
+            return await stored_offsets(admin, self.projection)
+        ends = await end_offsets(self.bootstrap, self.partitions, self.flavor)
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
     async def _swap(self, admin: Connection) -> None:
+        """The shadow's tables take the live ones' place, and its offsets are the live
+        projector's from then on (the same ones, unless it read topics no projector did)."""
         retired = f"retired_{self.projection}"
         async with admin.transaction():
+            await admin.execute(
+                "INSERT INTO public.projection_offsets AS o "
+                f"SELECT * FROM {self.shadow}.projection_offsets WHERE projection = %s "
+                "ON CONFLICT (projection, topic, partition) DO UPDATE "
+                "SET next_offset = EXCLUDED.next_offset",
+                (self.projection,),
+            )
             await admin.execute(f"DROP SCHEMA IF EXISTS {retired} CASCADE")
             await admin.execute(f"CREATE SCHEMA {retired}")
             for table in tables.DERIVED:

@@ -28,6 +28,10 @@ class TopicSpec(BaseModel):
     replication_factor: int = Field(ge=1)
     cleanup_policy: Literal["delete", "compact"]
     retention_ms: int = Field(ge=-1)
+    # Accepted input (store notifications, commands): kept for good, the same for every
+    # processor version. Every other topic is derived from these by the processors, and
+    # a new processor version (`subledger reprocess`) derives its own.
+    source: bool = False
 
     @cached_property
     def adapter(self) -> TypeAdapter[Any]:
@@ -62,6 +66,22 @@ class Catalog(BaseModel):
                 for i, t in self.topics.items()
             }
         )
+
+    def with_version(self, version: int) -> Catalog:
+        """The topics of processor version `version`: sources as they are, each derived
+        topic suffixed `.v<version>` from version 2 on (version 1 keeps the plain names)."""
+        if version == 1:
+            return self
+        return Catalog(
+            topics={
+                i: t if t.source else t.model_copy(update={"name": f"{t.name}.v{version}"})
+                for i, t in self.topics.items()
+            }
+        )
+
+    @property
+    def sources(self) -> list[TopicSpec]:
+        return [t for t in self.topics.values() if t.source]
 
 
 def load_catalog(path: Path = DEFAULT_PATH) -> Catalog:

@@ -66,3 +66,38 @@ def fetch_max_wait_ms(flavor: BrokerFlavor) -> int:
     agents would cost up to this much latency (measured: 1500 ms gives a p50 of 373 ms per
     hop at 200 records/s, 20 ms gives 10 ms)."""
     return 20 if flavor is BrokerFlavor.TANSU else 500
+
+
+async def end_offsets(
+    bootstrap: str, partitions: list[Any], flavor: BrokerFlavor, timeout: float = 30.0
+) -> dict[Any, int]:
+    """The offset after the last record of each partition.
+
+    Kafka answers ListOffsets exactly. The development broker answers it with the base
+    offset of the newest batch + 1 (dev-broker.md), but its fetch responses carry the
+    true high watermark: a throwaway consumer fetches from each partition until every
+    one has reported it."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=fetch_max_wait_ms(flavor),
+        max_partition_fetch_bytes=1024,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        if flavor is not BrokerFlavor.TANSU:
+            return dict(await consumer.end_offsets(partitions))
+        for tp in partitions:
+            consumer.seek(tp, 0)
+        async with asyncio.timeout(timeout):
+            while any(consumer.highwater(tp) is None for tp in partitions):
+                await consumer.getmany(timeout_ms=100, max_records=1)
+        return {tp: consumer.highwater(tp) for tp in partitions}
+    finally:
+        await consumer.stop()

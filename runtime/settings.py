@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     )
     broker_flavor: BrokerFlavor = BrokerFlavor.TANSU
     app_id: str = "subledger-processors"
+    # Which generation of processor state and derived topics this process works with;
+    # `subledger reprocess` builds a new one from the source topics beside the old.
+    processor_version: int = Field(default=1, ge=1)
     # Prefixed to every topic name: isolates a test run or a replay on a shared broker.
     topic_prefix: str = ""
     # Records an agent takes at once (a record may be a pack of messages); a batch waits
@@ -85,6 +88,12 @@ class Settings(BaseSettings):
     sharing_policy: SharingPolicy = SharingPolicy.SHARED
     small_business: bool = False
     access_levels: frozenset[str] = frozenset({"premium"})
+
+    @property
+    def processor_app_id(self) -> str:
+        """The processors' consumer group and Faust app: one per processor version."""
+        version = self.processor_version
+        return self.app_id if version == 1 else f"{self.app_id}-v{version}"
 
     def fold_config(self) -> FoldConfig:
         return FoldConfig(

@@ -118,7 +118,7 @@ class Processor:
         self.rates = Rates.load(settings.rates_file)
         self.partitions = catalog["profile_inputs"].partitions
         self.app = faust.App(
-            settings.app_id,
+            settings.processor_app_id,
             broker=f"kafka://{bootstrap}",
             store="memory://",
             topic_partitions=self.partitions,

@@ -31,6 +31,8 @@ class Stack:
     logs: Path
     database_url: str
     name: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    # The processor version whose derived topics this stack reads.
+    version: int = 1
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _logs: list[IO[bytes]] = field(default_factory=list)
 
@@ -40,7 +42,7 @@ class Stack:
 
     @property
     def catalog(self) -> Catalog:
-        return load_catalog().with_prefix(self.prefix)
+        return load_catalog().with_version(self.version).with_prefix(self.prefix)
 
     async def create_topics(self) -> None:
         await apply_topics(self.catalog, self.bootstrap)

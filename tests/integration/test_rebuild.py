@@ -141,12 +141,22 @@ async def test_a_rebuild_since_an_instant_rewrites_what_was_projected_after_it(
     assert await dump(stack.database_url) == live
 
 
-async def test_a_rebuild_with_no_live_projection_swaps_in_an_empty_model(stack: Stack) -> None:
-    """Records the live projector has not read are its own to write (and to fan out)."""
+async def test_topics_no_projector_reads_are_rebuilt_to_their_end_and_handed_over(
+    stack: Stack, postgres_server: str
+) -> None:
+    """A first build, or the topics of a new processor version: read to the end, no
+    webhook queued, and the projector takes over from where the rebuild stopped."""
+    await endpoint(stack.database_url)
     await publish(stack, history())
-    await rebuild(stack).run()
+    progress = await rebuild(stack).run()
+    assert progress.done == progress.total > 0
     rows = await dump(stack.database_url)
-    assert all(not rows[table] for table in DERIVED)
+    assert not rows["webhook_deliveries"]
+    with fresh_database(postgres_server) as reference:
+        await project_all(stack, url=reference)
+        expected = await dump(reference)
+    for table in [*DERIVED, "projection_offsets"]:
+        assert rows[table] == expected[table], table
 
 
 async def test_the_live_projector_runs_on_through_a_rebuild_and_its_swap(
