@@ -130,12 +130,14 @@ class GooglePlayClient:
         self._credentials = credentials
         self._endpoint = endpoint
         self._local = threading.local()
+        self._services: list[Any] = []
+        self._lock = threading.Lock()
         self._build()  # fails here, at start, if the discovery document cannot be read
 
     def _build(self) -> Any:
         from googleapiclient.discovery import build
 
-        purchases = build(
+        service = build(
             "androidpublisher",
             "v3",
             credentials=self._credentials,
@@ -143,13 +145,22 @@ class GooglePlayClient:
             cache_discovery=False,
             # Another server speaking the same API (the simulator's stand-in).
             client_options={"api_endpoint": self._endpoint} if self._endpoint else None,
-        ).purchases()
-        self._local.purchases = purchases
+        )
+        with self._lock:
+            self._services.append(service)
+        self._local.purchases = purchases = service.purchases()
         return purchases
 
     @property
     def _purchases(self) -> Any:
         return getattr(self._local, "purchases", None) or self._build()
+
+    def close(self) -> None:
+        """Close every thread's connections."""
+        with self._lock:
+            services, self._services = self._services, []
+        for service in services:
+            service.close()
 
     def subscription(self, package: str, token: str) -> dict[str, Any]:
         request = self._purchases.subscriptionsv2().get(packageName=package, token=token)

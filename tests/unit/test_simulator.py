@@ -147,7 +147,10 @@ async def test_the_real_play_client_reads_the_stand_in_from_many_threads_at_once
     play.subscriptions = {f"tok-{n}": {"subscriptionState": f"S{n}"} for n in range(40)}
     async with play.serving(free_port()) as endpoint:
         client = GooglePlayClient(AnonymousCredentials(), endpoint)  # type: ignore[no-untyped-call]
-        answers = await asyncio.gather(
-            *(asyncio.to_thread(client.subscription, PACKAGE, f"tok-{n}") for n in range(40))
-        )
+        try:
+            answers = await asyncio.gather(
+                *(asyncio.to_thread(client.subscription, PACKAGE, f"tok-{n}") for n in range(40))
+            )
+        finally:
+            client.close()
     assert [a["subscriptionState"] for a in answers] == [f"S{n}" for n in range(40)]
