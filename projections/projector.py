@@ -113,11 +113,21 @@ STORE_EVENTS = f"""
             SELECT 1 FROM profile_tombstones t WHERE t.profile_id = (e->>'profile_id')::uuid)
 """
 # Each newly stored event fans out to the webhook endpoints that want it (an event stored
-# before, as in a redelivery or replay, is never sent again).
+# before, as in a redelivery or replay, is never sent again). An erased profile's events
+# are not stored, but its deletion notice still goes out, whether its tombstone came
+# before it or after (they travel on different topics); the delivery's id keeps it to
+# one delivery per endpoint.
 INSERT_EVENTS = f"""
     WITH inserted AS ({STORE_EVENTS}
         ON CONFLICT (profile_event_id) DO NOTHING
         RETURNING profile_event_id, profile_id, event_type, sequence, environment, event
+    ), notices AS (
+        SELECT (e->>'profile_event_id')::uuid AS profile_event_id,
+               (e->>'profile_id')::uuid AS profile_id, e->>'event_type' AS event_type,
+               i.sequence, e->'event_properties'->>'environment' AS environment, e AS event
+        FROM (SELECT sequence, event AS e FROM {_staging("profile_events")}) AS i
+        WHERE e->>'event_type' = 'profile_deleted' AND EXISTS (
+            SELECT 1 FROM profile_tombstones t WHERE t.profile_id = (e->>'profile_id')::uuid)
     )
     INSERT INTO webhook_deliveries (
         webhook_id, endpoint_id, profile_event_id, profile_id, event_type, sequence, payload,
@@ -125,7 +135,7 @@ INSERT_EVENTS = f"""
     SELECT 'msg_' || md5(w.endpoint_id::text || i.profile_event_id::text), w.endpoint_id,
            i.profile_event_id, i.profile_id, i.event_type, i.sequence, i.event::text,
            'pending', 0, now(), now()
-    FROM inserted i JOIN webhook_endpoints w
+    FROM (SELECT * FROM inserted UNION ALL SELECT * FROM notices) i JOIN webhook_endpoints w
       ON w.disabled_at IS NULL
      AND (cardinality(w.event_types) = 0 OR i.event_type = ANY(w.event_types))
      AND w.environment IN ('both', lower(coalesce(i.environment, 'Production')))

@@ -106,3 +106,45 @@ async def test_child_rows_follow_the_newest_snapshot(database: str) -> None:
             continue
         assert counts[UUID(profile)] == len(view["subscriptions"])
     assert holders >= 1
+
+
+@pytest.mark.parametrize("tombstone_first", [True, False], ids=["tombstone first", "notice first"])
+async def test_the_deletion_notice_goes_out_once_whichever_topic_is_read_first(
+    database: str, tombstone_first: bool
+) -> None:
+    """The erasing snapshot and the `profile_deleted` event travel on different topics:
+    either may be projected first; the notice is queued once and its row not kept."""
+    async with await psycopg.AsyncConnection.connect(database, autocommit=True) as db:
+        await db.execute(
+            "INSERT INTO webhook_endpoints (endpoint_id, url, event_types, environment, "
+            "secrets, created_at) VALUES (gen_random_uuid(), 'http://127.0.0.1:9/', '{}', "
+            "'both', '{whsec_x}', now())"
+        )
+    log = history()
+    erased = str(profile_id(2))
+    notice = next(
+        r
+        for r in log
+        if r.topic == "profile_events"
+        and r.json["event_type"] == "profile_deleted"
+        and r.json["profile_id"] == erased
+    )
+    tombstone = next(
+        r for r in log if r.topic == "profile_snapshots" and r.json.get("deleted") is True
+    )
+    rest = [
+        r
+        for r in log
+        if r is not notice and not (r.topic == "profile_snapshots" and r.json.get("deleted"))
+    ]
+    order = [tombstone, notice] if tombstone_first else [notice, tombstone]
+    await project(database, [rest, [order[0]], [order[1]], [notice, tombstone]])
+    async with await psycopg.AsyncConnection.connect(database) as db:
+        cursor = await db.execute(
+            "SELECT event_type FROM webhook_deliveries WHERE profile_id = %s", (erased,)
+        )
+        assert [row[0] for row in await cursor.fetchall()] == ["profile_deleted"]
+        cursor = await db.execute(
+            "SELECT count(*) FROM profile_events WHERE profile_id = %s", (erased,)
+        )
+        assert (await cursor.fetchone()) == (0,)
