@@ -97,12 +97,7 @@ def _ddl(schema: str) -> tuple[list[str], list[str]]:
         for table in (*tables.DERIVED, tables.projection_offsets)
     ]
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-    create = [
-        str(CreateTable(table).compile(dialect=dialect)).replace(
-            "CREATE TABLE", "CREATE UNLOGGED TABLE", 1
-        )
-        for table in made
-    ]
+    create = [str(CreateTable(table).compile(dialect=dialect)) for table in made]
     indexes = [
         str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
         for table in made
@@ -180,8 +175,6 @@ class Rebuild:
                     break
             for statement in _ddl(self.shadow)[1]:
                 await admin.execute(statement)
-            for table in (*tables.DERIVED, tables.projection_offsets):
-                await admin.execute(f"ALTER TABLE {self.shadow}.{table.name} SET LOGGED")
             # Then hold it between two transactions, read the rest and take its place.
             await admin.execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
             try:
