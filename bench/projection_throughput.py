@@ -127,7 +127,16 @@ KEYS = {
 
 
 def _event_row(event: dict[str, Any], raw: str, sequence: int) -> tuple[Any, ...]:
-    values = {**event, "sequence": sequence, "event": raw}
+    """The columns the projector takes from an event's envelope (`STORE_EVENTS`)."""
+    properties = event.get("event_properties") or {}
+    values = {
+        **properties,
+        **event,
+        "is_future_dated": bool(properties.get("is_future_dated")),
+        "product_id": properties.get("vendor_product_id"),
+        "sequence": sequence,
+        "event": raw,
+    }
     return tuple(values.get(column) for column in COLUMNS["profile_events"])
 
 
