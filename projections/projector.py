@@ -357,6 +357,19 @@ def collect(records: Iterable[ConsumerRecord], topics: dict[str, str], batch: Ba
             batch.add_outcome(orjson.loads(record.value), raw)
 
 
+def source_consumer(bootstrap: str, fetch_wait_ms: int) -> AIOKafkaConsumer:
+    """A consumer of the projector's topics, positioned by hand (offsets live in the
+    database, not in a consumer group)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_wait_ms=fetch_wait_ms,
+    )
+
+
 class Projector:
     """Runs until stopped: consume, write one transaction per batch, repeat."""
 
@@ -383,14 +396,7 @@ class Projector:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
         connection = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            fetch_max_wait_ms=self.fetch_wait_ms,
-        )
+        consumer = source_consumer(self.bootstrap, self.fetch_wait_ms)
         try:
             await prepare(connection)
             await consumer.start()

@@ -42,6 +42,7 @@ from projections.projector import (
     Writer,
     collect,
     prepare,
+    source_consumer,
     stored_offsets,
 )
 from projections.rows import Batch
@@ -143,14 +144,7 @@ class Rebuild:
     async def run(self) -> Progress:
         admin = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
         writes = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            fetch_max_wait_ms=self.fetch_wait_ms,
-        )
+        consumer = source_consumer(self.bootstrap, self.fetch_wait_ms)
         writer: Writer | None = None
         try:
             locked = await _fetch(admin, "SELECT pg_try_advisory_lock(%s)", (REBUILD_LOCK,))

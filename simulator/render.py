@@ -79,6 +79,11 @@ def _units(minor: int, currency: str) -> tuple[int, int]:
 # --- App Store ---------------------------------------------------------------------------
 
 
+def _milliunits(minor: int, currency: str) -> int:
+    """Apple's prices are in thousandths of the currency's unit."""
+    return minor * (1000 if currency in ZERO_DECIMAL else 10)
+
+
 def _apple(seed: int, me: Life, moment: Moment, rng: random.Random) -> list[Step]:
     kind, subtype = _APPLE[moment.kind]
     original = chain_id(seed, me)
@@ -98,7 +103,7 @@ def _apple(seed: int, me: Life, moment: Moment, rng: random.Random) -> list[Step
         "type": "Auto-Renewable Subscription",
         "inAppOwnershipType": "PURCHASED",
         "environment": "Production",
-        "price": _price(me, moment) * (1000 if me.currency in ZERO_DECIMAL else 10),
+        "price": _milliunits(_price(me, moment), me.currency),
         "currency": me.currency,
         "storefront": COUNTRIES[me.currency],
         "appAccountToken": str(me.profile_id),
@@ -125,7 +130,7 @@ def _apple(seed: int, me: Life, moment: Moment, rng: random.Random) -> list[Step
             "type": "Consumable",
             "purchaseDate": moment.at,
             "originalPurchaseDate": moment.at,
-            "price": (499 if me.currency not in ZERO_DECIMAL else 700) * 10,
+            "price": _milliunits(700 if me.currency in ZERO_DECIMAL else 499, me.currency),
         }
         del tx["expiresDate"]
         renewal = {}

@@ -109,6 +109,9 @@ def _bytes(value: object) -> bytes:
     return str(value).encode()
 
 
+AGENT_INPUTS = ("chain_inputs", "profile_commands", "profile_inputs", "identity_inputs")
+
+
 class Processor:
     def __init__(self, settings: Settings, catalog: Catalog, bootstrap: str) -> None:
         codecs.register()
@@ -147,10 +150,8 @@ class Processor:
         )
         self.wakeups = WakeIndex()
         self.health = Health("worker")
-        self._sources = frozenset(
-            self.names[t]
-            for t in (*RAW_TOPICS, "chain_inputs", "profile_commands", "profile_inputs")
-        ) | {self.names["identity_inputs"]}
+        # What the agents read: the topics whose lag says whether this worker is ready.
+        self._sources = frozenset(self.names[t] for t in (*RAW_TOPICS, *AGENT_INPUTS))
         self._indexed_at = float("-inf")
         self._last_commit = time.monotonic()
         self._committed: dict[Any, int] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime
+from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,16 @@ from runtime.catalog import load_catalog
 from schemas.enums import EventType
 from schemas.raw import RawNotification
 from simulator.keys import DevKeys
-from simulator.plan import APP_APPLE_ID, BUNDLE, PACKAGE, Step, plan, profile_id
+from simulator.plan import (
+    APP_APPLE_ID,
+    BUNDLE,
+    PACKAGE,
+    PRODUCTS,
+    ZERO_DECIMAL,
+    Step,
+    plan,
+    profile_id,
+)
 from simulator.run import PlayStandIn, Simulator
 from tests.unit.test_ingress_app_store import MemoryPublisher
 
@@ -109,20 +119,31 @@ async def test_every_notification_verifies_at_ingress_and_normalizes(tmp_path: P
         google=GooglePlay(PACKAGE, SharedSecretAuth(keys.google_push_secret), StandInClient(play)),
     )
     transport = httpx.ASGITransport(app=create_app(ingress))
-    steps = [s for s in plan(80, 3, START) if s.channel != "api"]
+    steps = [s for s in plan(300, 3, START) if s.channel != "api"]
     simulator = Simulator("http://ingress", keys, "k", play, rate=10_000, transport=transport)
     outcome = await simulator.run(steps)
     assert outcome.refused == 0, outcome.failures
     assert outcome.sent == len(steps) == len(publisher.records)
 
     rates = Rates.load()
-    planned = {str(profile_id(3, n)) for n in range(80)}
+    planned = {str(profile_id(3, n)) for n in range(300)}
     kinds: Counter[EventType] = Counter()
+    # Every price arrives as the plan set it, whatever the store's unit (Apple's
+    # milliunits, Google's units and nanos, Stripe's minor units; yen has no minor unit).
+    prices: dict[str, set[Decimal]] = {}
+    for product in PRODUCTS:
+        for currency, minor in product.prices.items():
+            prices.setdefault(currency, {Decimal(0)}).add(_major(minor, currency))
+    for currency in prices:
+        prices[currency].add(_major(700 if currency in ZERO_DECIMAL else 499, currency))
     for _, _, value in publisher.records:
         raw = RawNotification.model_validate_json(value)
         for event in NORMALIZERS[raw.store](raw, rates):
             kinds[event.event_type] += 1
             assert event.profile is None or str(event.profile.profile_id) in planned
+            tx = event.transaction
+            if tx is not None:
+                assert tx.price_local in prices[tx.currency], (raw.store, tx)
     for expected in (
         E.SUBSCRIPTION_STARTED,
         E.TRIAL_STARTED,
@@ -154,3 +175,26 @@ async def test_the_real_play_client_reads_the_stand_in_from_many_threads_at_once
         finally:
             client.close()
     assert [a["subscriptionState"] for a in answers] == [f"S{n}" for n in range(40)]
+
+
+def _major(minor: int, currency: str) -> Decimal:
+    return Decimal(minor) if currency in ZERO_DECIMAL else Decimal(minor) / 100
+
+
+def test_app_store_prices_are_milliunits_of_any_currency() -> None:
+    steps = [s for s in plan(2000, 3, START) if s.channel == "app_store"]
+    by_id = {p.apple_id: p for p in PRODUCTS}
+    seen: set[tuple[str, str]] = set()
+    for step in steps:
+        tx = step.body["data"]["transaction"]
+        currency = tx["currency"]
+        if tx["type"] == "Consumable":
+            minor = 700 if currency in ZERO_DECIMAL else 499
+        elif "offerType" in tx:
+            minor = 0
+        else:
+            minor = by_id[tx["productId"]].prices[currency]
+        assert Decimal(tx["price"]) / 1000 == _major(minor, currency), tx
+        seen.add((tx["type"], currency))
+    assert ("Consumable", "JPY") in seen
+    assert ("Auto-Renewable Subscription", "JPY") in seen
