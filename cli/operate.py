@@ -30,6 +30,7 @@ class ProgressLine:
         self.what = what
         self.tty = sys.stderr.isatty()
         self.shown = 0.0
+        self.last: tuple[int, int] | None = None
 
     def __call__(self, progress: object) -> None:
         from projections.rebuild import Progress
@@ -37,9 +38,11 @@ class ProgressLine:
         assert isinstance(progress, Progress)
         now = time.monotonic()
         finished = progress.done >= progress.total
+        if finished and self.last == (progress.done, progress.total):
+            return
         if not finished and now - self.shown < (0.2 if self.tty else 5.0):
             return
-        self.shown = now
+        self.shown, self.last = now, (progress.done, progress.total)
         share = progress.done / progress.total if progress.total else 1.0
         eta = progress.eta
         left = "--:--" if eta is None else f"{int(eta // 60)}:{int(eta % 60):02d}"
