@@ -128,10 +128,13 @@ def life(seed: int, number: int, start: int, profiles: int) -> Life:
         trial_end = at + 7 * DAY
         add(Moment(at, "start", 0, at, trial_end, product, trial=True))
         if rng.random() < 0.4:
-            add(Moment(at + rng.randint(HOUR, 6 * DAY), "cancel", 0, at, trial_end, product, True))
+            cancelled = min(at + rng.randint(HOUR, 6 * DAY), start - MINUTE)
+            add(Moment(cancelled, "cancel", 0, at, trial_end, product, True))
             if trial_end < start:
                 add(Moment(trial_end, "expire", 0, at, trial_end, product, True, "voluntary"))
             return _extras(rng, me, seed, start, profiles, began)
+        if trial_end >= start:
+            return _extras(rng, me, seed, start, profiles, began)  # still in its trial
         at, period = trial_end, 1
         add(Moment(at, "renew", 1, at, at + product.period_days * DAY, product))
     else:
@@ -157,7 +160,7 @@ def _ending(rng: random.Random, me: Life, product: Product, period: int, at: int
         if rng.random() < 0.35:
             add(
                 Moment(
-                    within + rng.randint(MINUTE, max(now - within, MINUTE)),
+                    min(within + rng.randint(MINUTE, max(now - within, MINUTE)), now),
                     "reactivate",
                     period,
                     at,

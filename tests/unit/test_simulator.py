@@ -86,6 +86,9 @@ def test_the_plan_holds_the_mix_stores_send() -> None:
         if s.channel == "app_store" and s.body["data"]["transaction"]["purchaseDate"] > now
     ]
     assert ahead, "renewals dated ahead"
+    # Everything is sent by now: what is dated ahead says so inside, as early renewals do.
+    assert all(s.at <= now for s in steps)
+    assert {s.what for s in ahead} == {"DID_RENEW"}
     trials = [s for s in steps if s.channel == "app_store" and "offerType" in str(s.body)]
     assert trials
 
