@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from cli.inputs import parse_instant
+from cli.status import StatusLine
 from cli.stream import _apply, _catalog, _database
 from runtime.broker import free_port
 from runtime.catalog import Catalog
@@ -22,27 +23,17 @@ from runtime.kafka import end_offsets
 from runtime.settings import Settings
 
 
-class ProgressLine:
-    """One line on stderr: records done, rate and time left; redrawn in place on a
-    terminal, a new line every few seconds otherwise."""
+class ProgressLine(StatusLine):
+    """Records done, rate and time left."""
 
     def __init__(self, what: str) -> None:
+        super().__init__()
         self.what = what
-        self.tty = sys.stderr.isatty()
-        self.shown = 0.0
-        self.last: tuple[int, int] | None = None
 
     def __call__(self, progress: object) -> None:
         from projections.rebuild import Progress
 
         assert isinstance(progress, Progress)
-        now = time.monotonic()
-        finished = progress.done >= progress.total
-        if finished and self.last == (progress.done, progress.total):
-            return
-        if not finished and now - self.shown < (0.2 if self.tty else 5.0):
-            return
-        self.shown, self.last = now, (progress.done, progress.total)
         share = progress.done / progress.total if progress.total else 1.0
         eta = progress.eta
         left = "--:--" if eta is None else f"{int(eta // 60)}:{int(eta % 60):02d}"
@@ -50,12 +41,7 @@ class ProgressLine:
             f"{self.what}: {progress.done:,}/{progress.total:,} records ({share:.1%}), "
             f"{progress.rate:,.0f}/s, ETA {left}"
         )
-        sys.stderr.write(("\r" + line + " " * 4) if self.tty else line + "\n")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.tty:
-            sys.stderr.write("\n")
+        self.show(line, finished=progress.done >= progress.total)
 
 
 def replay(

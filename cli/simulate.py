@@ -14,6 +14,7 @@ import orjson
 import typer
 
 from cli.inputs import parse_instant
+from cli.status import StatusLine
 
 if TYPE_CHECKING:
     from simulator.keys import DevKeys
@@ -23,28 +24,20 @@ if TYPE_CHECKING:
 DEV_DIR = Path(".subledger/dev")
 
 
-class Meter:
-    """Progress on stderr: sent, refused, rate."""
+class Meter(StatusLine):
+    """Requests sent, refused, and the rate."""
 
     def __init__(self) -> None:
+        super().__init__(every=0.5)
         self.started = time.monotonic()
-        self.shown = 0.0
-        self.tty = sys.stderr.isatty()
 
     def __call__(self, outcome: Outcome, total: int) -> None:
-        now = time.monotonic()
-        if outcome.sent < total and now - self.shown < (0.5 if self.tty else 5.0):
-            return
-        self.shown = now
-        rate = outcome.sent / max(now - self.started, 1e-9)
+        rate = outcome.sent / max(time.monotonic() - self.started, 1e-9)
         line = (
             f"simulated {outcome.sent:,}/{total:,} requests, {outcome.refused:,} refused, "
             f"{rate:,.0f}/s"
         )
-        sys.stderr.write(("\r" + line) if self.tty else line + "\n")
-        if self.tty and outcome.sent >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+        self.show(line, finished=outcome.sent >= total)
 
 
 def simulate(
@@ -105,5 +98,9 @@ async def run_plan(
     from simulator.run import PlayStandIn, Simulator
 
     play = PlayStandIn()
-    async with play.serving(play_port):
-        return await Simulator(url, keys, api_key, play, rate=rate).run(steps, Meter())
+    meter = Meter()
+    try:
+        async with play.serving(play_port):
+            return await Simulator(url, keys, api_key, play, rate=rate).run(steps, meter)
+    finally:
+        meter.close()

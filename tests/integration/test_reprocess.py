@@ -78,13 +78,17 @@ async def publish_sources(stack: Stack) -> set[str]:
     return profiles
 
 
-def reprocess(stack: Stack, *options: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "SUBLEDGER_KAFKA_BOOTSTRAP": stack.bootstrap,
-        "SUBLEDGER_TOPIC_PREFIX": stack.prefix,
-        "SUBLEDGER_APP_ID": f"subledger-{stack.name}",
-    }
+def reprocess(
+    stack: Stack | None, *options: str, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    """`subledger reprocess` on the stack's topics (or on the settings alone)."""
+    env = {**os.environ, **{f"SUBLEDGER_{k.upper()}": v for k, v in settings.items()}}
+    if stack is not None:
+        env |= {
+            "SUBLEDGER_KAFKA_BOOTSTRAP": stack.bootstrap,
+            "SUBLEDGER_TOPIC_PREFIX": stack.prefix,
+            "SUBLEDGER_APP_ID": f"subledger-{stack.name}",
+        }
     return subprocess.run(
         [sys.executable, "-m", "cli.main", "reprocess", *options],
         cwd=ROOT,
@@ -140,18 +144,6 @@ async def test_a_new_version_derives_the_same_profiles_from_the_sources(stack: S
 
 
 def test_the_running_version_cannot_be_reprocessed_into() -> None:
-    env = {
-        **os.environ,
-        "SUBLEDGER_KAFKA_BOOTSTRAP": "127.0.0.1:9",
-        "SUBLEDGER_PROCESSOR_VERSION": "2",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "cli.main", "reprocess", "--version", "2"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = reprocess(None, "--version", "2", kafka_bootstrap="127.0.0.1:9", processor_version="2")
     assert done.returncode == 2
     assert "is the one configured" in done.stderr
