@@ -7,9 +7,8 @@ import base64
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from jwt.exceptions import DecodeError
-
 from jwt import api_jws
+from jwt.exceptions import DecodeError
 
 from ingress.apple import AppleVerifier
 from ingress.jws import ORIGINAL, decode_segment
