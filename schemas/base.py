@@ -15,6 +15,8 @@ class Frozen(BaseModel):
 
 
 def _require_utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:
+        return value
     if value.tzinfo is None:
         raise ValueError("timestamp must carry a UTC offset")
     return value.astimezone(UTC)

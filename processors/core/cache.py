@@ -7,69 +7,42 @@ very same object is asked again. An entry keeps its object alive, so no other ob
 take its id while the entry exists; the oldest entries go once there are `LIMIT`, which
 bounds memory to what recent work needs rather than to every state a worker holds.
 
-Answers that depend on an instant are kept for the last few instants asked only.
+One flat table, one lookup per question: asking is a large share of a fold step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from itertools import islice
 from typing import Any, TypeVar
 
 V = TypeVar("V")
 
-LIMIT = 20_000
-_INSTANTS_KEPT = 4
+LIMIT = 200_000
 
-Entries = dict[Hashable, tuple[object, Any]]
-# id(subject) -> (subject, {(question, id(context)[, instant]): (context, answer)})
-_ANSWERS: dict[int, tuple[object, Entries]] = {}
-_TIMED: dict[int, tuple[object, Entries]] = {}
+# (question, id(subject), id(context)[, instant]) -> (subject, context, answer)
+_TABLE: dict[Hashable, tuple[object, object, Any]] = {}
 
 
-def _entries(subject: object, table: dict[int, tuple[object, Entries]]) -> Entries:
-    found = table.get(id(subject))
-    if found is not None:
-        return found[1]
-    if len(table) >= LIMIT:
-        for key in list(table)[: LIMIT // 4]:
-            del table[key]
-    entries: Entries = {}
-    table[id(subject)] = (subject, entries)
-    return entries
-
-
-def _hit(
-    table: dict[int, tuple[object, Entries]], subject: object, key: Hashable, context: object
-) -> tuple[object, Any] | None:
-    found = table.get(id(subject))
-    if found is None:
-        return None
-    hit = found[1].get(key)
-    return hit if hit is not None and hit[0] is context else None
+def _ask(key: Hashable, subject: object, context: object, answer: Callable[[], V]) -> V:
+    hit = _TABLE.get(key)
+    if hit is not None and hit[0] is subject and hit[1] is context:
+        return hit[2]  # type: ignore[no-any-return]
+    value = answer()
+    if len(_TABLE) >= LIMIT:
+        for old in list(islice(_TABLE, LIMIT // 4)):
+            del _TABLE[old]
+    _TABLE[key] = (subject, context, value)
+    return value
 
 
 def remembered(question: str, subject: object, context: object, answer: Callable[[], V]) -> V:
     """`answer()`, computed once per `subject` and `context` (e.g. the fold config)."""
-    key = (question, id(context))
-    hit = _hit(_ANSWERS, subject, key, context)
-    if hit is not None:
-        return hit[1]  # type: ignore[no-any-return]
-    value = answer()
-    _entries(subject, _ANSWERS)[key] = (context, value)
-    return value
+    return _ask((question, id(subject), id(context)), subject, context, answer)
 
 
 def remembered_at(
     question: str, subject: object, context: object, instant: Hashable, answer: Callable[[], V]
 ) -> V:
     """Like `remembered`, for an answer that depends on an instant too."""
-    key = (question, id(context), instant)
-    hit = _hit(_TIMED, subject, key, context)
-    if hit is not None:
-        return hit[1]  # type: ignore[no-any-return]
-    value = answer()
-    entries = _entries(subject, _TIMED)
-    if len(entries) >= _INSTANTS_KEPT:
-        del entries[next(iter(entries))]
-    entries[key] = (context, value)
-    return value
+    return _ask((question, id(subject), id(context), instant), subject, context, answer)

@@ -19,6 +19,7 @@ from schemas.events import TransactionInfo
 from schemas.money import ZERO
 from schemas.state import ChainState, ProfileState
 from schemas.views import (
+    AccessLevelView,
     EmailMetrics,
     NonSubscriptionView,
     ProfileLink,
@@ -188,7 +189,7 @@ def profile_view(state: ProfileState, now: datetime, config: FoldConfig) -> Prof
         purchase_status=purchase_status(
             standings, None if latest is None else latest.tx.revoked_at is not None, bool(one_time)
         ),
-        access_levels=tuple(access_levels(state, now, config).values()),
+        access_levels=tuple(_levels_at(state, now, config).values()),
         subscriptions=tuple(
             _subscription(r, reading) for r, reading in readings if reading.period is not None
         ),
@@ -222,6 +223,15 @@ def profile_view(state: ProfileState, now: datetime, config: FoldConfig) -> Prof
         as_of=now,
         version=state.version,
     )
+
+
+def _levels_at(
+    state: ProfileState, now: datetime, config: FoldConfig
+) -> dict[str, AccessLevelView]:
+    """The access levels at `now`: those the fold recorded, when it evaluated them then."""
+    if now == state.as_of and state.exists and not state.deleted:
+        return state.levels
+    return access_levels(state, now, config)
 
 
 def _transaction_ids(chains: Iterable[ChainState]) -> tuple[str, ...]:
