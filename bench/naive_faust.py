@@ -15,7 +15,7 @@ import time
 import faust
 import orjson
 
-from runtime.kafka import faust_settings
+from runtime.kafka import faust_settings, tune_faust_fetches
 from runtime.settings import BrokerFlavor
 
 
@@ -39,6 +39,11 @@ def main() -> None:
     topic = app.topic(topic_name, key_type=bytes, value_type=bytes, value_serializer="raw")
     table = app.Table(f"{app_id}-revenue", default=float, partitions=8)
     seen = {"n": 0, "start": 0.0}
+
+    async def tune() -> None:  # the worker's fetch wait on this broker, as it sets it
+        tune_faust_fetches(app, BrokerFlavor.TANSU)
+
+    app.timer(0.05)(tune)
 
     def count(n: int) -> None:
         if seen["n"] == 0:

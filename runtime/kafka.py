@@ -68,6 +68,17 @@ def fetch_max_wait_ms(flavor: BrokerFlavor) -> int:
     return 20 if flavor is BrokerFlavor.TANSU else 500
 
 
+def tune_faust_fetches(app: Any, flavor: BrokerFlavor) -> None:
+    """Faust fixes its consumer's fetch wait at 1.5 s; set the flavor's instead. The fetcher
+    reads the value for each request, so setting it once the consumer exists is enough
+    (call it from a timer until then)."""
+    thread = getattr(app.consumer, "_thread", None)
+    fetcher = getattr(getattr(thread, "_consumer", None), "_fetcher", None)
+    wait = fetch_max_wait_ms(flavor)
+    if fetcher is not None and fetcher._fetch_max_wait_ms != wait:
+        fetcher._fetch_max_wait_ms = wait
+
+
 async def end_offsets(
     bootstrap: str, partitions: list[Any], flavor: BrokerFlavor, timeout: float = 30.0
 ) -> dict[Any, int]:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 V = TypeVar("V")
 
-LIMIT = 200_000
+LIMIT = 100_000
 
 # (question, id(subject), id(context)[, instant]) -> (subject, context, answer)
 _TABLE: dict[Hashable, tuple[object, object, Any]] = {}

@@ -49,8 +49,8 @@ from runtime.health import CONSUMER_LAG, Health, lag_reason
 from runtime.kafka import (
     exact_changelog_tails,
     faust_settings,
-    fetch_max_wait_ms,
     stream_producer_settings,
+    tune_faust_fetches,
 )
 from runtime.settings import Settings
 from schemas.commands import Command
@@ -155,7 +155,6 @@ class Processor:
         self._indexed_at = float("-inf")
         self._last_commit = time.monotonic()
         self._committed: dict[Any, int] = {}
-        self._fetch_wait_ms = fetch_max_wait_ms(settings.broker_flavor)
         self._in = {name: EVENTS_IN.labels(name) for name in self.names.values()}
         self._out = {name: EVENTS_OUT.labels(name) for name in self.names.values()}
         profile_channel = self.app.topic(
@@ -478,16 +477,8 @@ class Processor:
                 self.wakeups.set(key, state.next_wakeup_at)
         self._indexed_at = time.monotonic()
 
-    def _tune_fetches(self) -> None:
-        """Faust fixes its consumer's fetch wait at 1.5 s; the broker flavor decides it here.
-        The fetcher reads the value for each request, so setting it once it exists is enough."""
-        thread = getattr(self.app.consumer, "_thread", None)
-        fetcher = getattr(getattr(thread, "_consumer", None), "_fetcher", None)
-        if fetcher is not None and fetcher._fetch_max_wait_ms != self._fetch_wait_ms:
-            fetcher._fetch_max_wait_ms = self._fetch_wait_ms
-
     async def _on_timer(self) -> None:
-        self._tune_fetches()
+        tune_faust_fetches(self.app, self.settings.broker_flavor)
         self._index_wakeups()
         now = datetime.now(UTC)
         TIMERS_DUE.set(len(self.wakeups))
