@@ -7,7 +7,7 @@ import binascii
 import contextlib
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
@@ -23,7 +23,6 @@ from projections import tables
 from schemas.api import PageQuery, ProfileFilters, ProfileQuery, SegmentRequest
 
 P = tables.profiles.c
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # The list's columns: what the CRM, Mail and RevenueCat list views show.
 SUMMARY = (
@@ -53,10 +52,9 @@ SUMMARY = (
 
 SORTS: dict[str, Any] = {
     "ltv": P.total_revenue_usd,
-    # A missing instant sorts as the oldest.
-    "created_at": sa.func.coalesce(P.created_at, EPOCH),
-    "last_seen_at": sa.func.coalesce(P.last_seen_at, EPOCH),
-    "last_activity_at": sa.func.coalesce(P.last_activity_at, EPOCH),
+    "created_at": tables.sort_instant(P.created_at),
+    "last_seen_at": tables.sort_instant(P.last_seen_at),
+    "last_activity_at": tables.sort_instant(P.last_activity_at),
 }
 
 

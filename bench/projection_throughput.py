@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaProducer
 
 from projections.migrate import upgrade
 from projections.projector import Projector, Writer, prepare, stored_offsets
-from projections.rows import CHILD_ROWS, COLUMNS, Batch, profile_row
+from projections.rows import CHILD_ROWS, COLUMNS, Batch, event_row, profile_row
 from runtime.broker import EmbeddedBroker
 from runtime.catalog import load_catalog
 from runtime.postgres import embedded_postgres, with_database
@@ -126,20 +126,6 @@ KEYS = {
 }
 
 
-def _event_row(event: dict[str, Any], raw: str, sequence: int) -> tuple[Any, ...]:
-    """The columns the projector takes from an event's envelope (`STORE_EVENTS`)."""
-    properties = event.get("event_properties") or {}
-    values = {
-        **properties,
-        **event,
-        "is_future_dated": bool(properties.get("is_future_dated")),
-        "product_id": properties.get("vendor_product_id"),
-        "sequence": sequence,
-        "event": raw,
-    }
-    return tuple(values.get(column) for column in COLUMNS["profile_events"])
-
-
 async def naive(url: str, items: list[tuple[str, bytes]], size: int) -> tuple[int, float]:
     """One statement per row, a transaction per batch: what an ORM-style writer does."""
     async with await psycopg.AsyncConnection.connect(url) as connection:
@@ -151,7 +137,7 @@ async def naive(url: str, items: list[tuple[str, bytes]], size: int) -> tuple[in
                 for table, rows_of in CHILD_ROWS.items():
                     per_table[table] += rows_of(view)
             per_table["profile_events"] = [
-                _event_row(orjson.loads(raw), raw, sequence) for sequence, raw in batch.events
+                event_row(orjson.loads(raw), raw, sequence) for sequence, raw in batch.events
             ]
             async with connection.transaction(), connection.cursor() as cursor:
                 for table, table_rows in per_table.items():

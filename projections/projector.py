@@ -241,8 +241,10 @@ def _script(prepared: Prepared, projection: str, mode: Mode) -> sql.Composed:
     outcomes = REWRITE_OUTCOMES if mode.overwrite else INSERT_OUTCOMES
     parts: list[sql.Composable] = [
         sql.SQL(UPSERT_PROFILES.replace("{newer}", newer) + ";" + REPLACE_CHILDREN),
-        sql.SQL(events + ";" + outcomes + ";"),
+        sql.SQL(outcomes + ";"),
     ]
+    if prepared.rows.get("profile_events"):
+        parts.append(sql.SQL(events + ";"))
     if prepared.erased:
         # GDPR erasure: every row of the profile goes; the tombstone keeps it gone.
         tombstones = sql.SQL(", ").join(

@@ -15,10 +15,17 @@
 3. Holding the projector between two of its transactions (`WRITE_LOCK`), it reads the
    last records up to the live offsets, and in one transaction the shadow's tables take
    the live ones' place. The query API reads the live tables until that commit.
+
+A rebuild from scratch (no `--since`) loads what is there when it starts in bulk: large
+chunks, each one transaction with its offsets, newest snapshot per profile in a chunk,
+events copied straight into a table without its key. Duplicated events and those of
+erased profiles are removed once, and the key made, before the rebuild reads on as above.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -26,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 import psycopg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from sqlalchemy import MetaData
@@ -42,10 +50,12 @@ from projections.projector import (
     Writer,
     collect,
     prepare,
+    prepare_rows,
     source_consumer,
     stored_offsets,
+    write_rows,
 )
-from projections.rows import Batch
+from projections.rows import COLUMNS, Batch, event_row
 from runtime.catalog import Catalog
 from runtime.kafka import end_offsets, fetch_max_wait_ms
 from runtime.settings import BrokerFlavor
@@ -55,6 +65,8 @@ PROJECTIONS = (NAME,)
 REBUILD_LOCK = 0x5B1ED6E3
 # How often the first phase looks again at how far the live projector has got.
 FOLLOW_SECONDS = 2.0
+# A bulk chunk holds this many batches' worth of records.
+BULK_BATCHES = 25
 
 Offsets = dict[tuple[str, int], int]
 
@@ -117,6 +129,7 @@ class Rebuild:
         projection: str = NAME,
         since: datetime | None = None,
         batch_size: int = 2000,
+        bulk_size: int | None = None,
         flavor: BrokerFlavor = BrokerFlavor.TANSU,
         report: Callable[[Progress], None] | None = None,
     ) -> None:
@@ -128,6 +141,7 @@ class Rebuild:
         self.projection = projection
         self.since = since
         self.batch_size = batch_size
+        self.bulk_size = bulk_size or batch_size * BULK_BATCHES
         self.flavor = flavor
         self.fetch_wait_ms = fetch_max_wait_ms(flavor)
         self.report = report or (lambda _: None)
@@ -145,12 +159,12 @@ class Rebuild:
         admin = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
         writes = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
         consumer = source_consumer(self.bootstrap, self.fetch_wait_ms)
-        writer: Writer | None = None
+        writer: _Sink | None = None
         try:
             locked = await _fetch(admin, "SELECT pg_try_advisory_lock(%s)", (REBUILD_LOCK,))
             if not locked:
                 raise RebuildError(f"another rebuild of {self.projection} is running")
-            copied = await self._shadow(admin)
+            copied, bulk = await self._shadow(admin)
             await writes.execute(f"SET search_path TO {self.shadow}, public")
             await prepare(writes)
             positions = await stored_offsets(writes, self.projection)
@@ -158,10 +172,14 @@ class Rebuild:
             consumer.assign(self.partitions)
             for tp in self.partitions:
                 consumer.seek(tp, positions.get((tp.topic, tp.partition), 0))
-            reader = _Reader(self, consumer, writes, positions, copied)
-            writer = reader.writer
             live = await stored_offsets(admin, self.projection)
             self.following = any((tp.topic, tp.partition) in live for tp in self.partitions)
+            reader = _Reader(self, consumer, positions, copied)
+            if bulk:
+                reader.sink = writer = loader = _Bulk(self, writes)
+                await reader.read_to(await self._bounds(admin, consumer))
+                await loader.finish()
+            reader.sink = writer = _Batches(self, writes)
             # First phase: follow the live projector, which keeps running.
             while True:
                 bounds = await self._bounds(admin, consumer)
@@ -185,9 +203,10 @@ class Rebuild:
             await writes.close()
             await admin.close()
 
-    async def _shadow(self, admin: Connection) -> Offsets:
+    async def _shadow(self, admin: Connection) -> tuple[Offsets, bool]:
         """Create the shadow schema, or find the one an interrupted rebuild left; return
-        the offsets a `--since` copy of the live rows was taken at."""
+        the offsets a `--since` copy of the live rows was taken at, and whether the bulk
+        load of a rebuild from scratch is still to do."""
         wanted = {
             "since": self.since.isoformat() if self.since else None,
             "sources": sorted(self.topics),
@@ -200,12 +219,18 @@ class Rebuild:
         if exists:
             found = await _fetch(admin, f"SELECT plan FROM {self.shadow}.rebuild_plan")
             if found is not None and {k: found.get(k) for k in wanted} == wanted:
-                return {(t, int(p)): o for t, p, o in found["copied"]}
+                kept = {(t, int(p)): o for t, p, o in found["copied"]}
+                return kept, bool(found.get("bulk"))
         async with admin.transaction():
             await admin.execute(f"DROP SCHEMA IF EXISTS {self.shadow} CASCADE")
             await admin.execute(f"CREATE SCHEMA {self.shadow}")
             for statement in _ddl(self.shadow)[0]:
                 await admin.execute(statement)
+            if self.since is None:
+                # Events are copied in without their key, which is made after the load.
+                await admin.execute(
+                    f"ALTER TABLE {self.shadow}.profile_events DROP CONSTRAINT profile_events_pkey"
+                )
             await admin.execute(f"CREATE TABLE {self.shadow}.rebuild_plan (plan jsonb NOT NULL)")
         copied: Offsets = {}
         async with admin.transaction():
@@ -218,11 +243,15 @@ class Rebuild:
                     )
                 copied = await stored_offsets(admin, self.projection)
             # Written last: a shadow without its plan is made again from scratch.
-            plan = {**wanted, "copied": [[t, p, o] for (t, p), o in copied.items()]}
+            plan = {
+                **wanted,
+                "copied": [[t, p, o] for (t, p), o in copied.items()],
+                "bulk": self.since is None,
+            }
             await admin.execute(
                 f"INSERT INTO {self.shadow}.rebuild_plan VALUES (%s)", (json.dumps(plan),)
             )
-        return copied
+        return copied, self.since is None
 
     async def _bounds(self, admin: Connection, consumer: AIOKafkaConsumer) -> Offsets:
         """Where to read to: where the live projector has got; or, when no projector reads
@@ -253,14 +282,162 @@ class Rebuild:
             await admin.execute(f"DROP SCHEMA {self.shadow} CASCADE")
 
 
+class _Sink:
+    """Where a reader's records go, and when they are written."""
+
+    def written(self) -> int:
+        raise NotImplementedError
+
+    def add(self, records: list[ConsumerRecord]) -> None:
+        raise NotImplementedError
+
+    async def submit(self, offsets: Offsets) -> None:
+        raise NotImplementedError
+
+    async def drain(self) -> None:
+        raise NotImplementedError
+
+    async def abandon(self) -> None:
+        raise NotImplementedError
+
+
+class _Batches(_Sink):
+    """Each fetch is one batch, written as the live projector writes it (but sending no
+    webhook, and with `--since` writing over the copy)."""
+
+    def __init__(self, rebuild: Rebuild, writes: Connection) -> None:
+        self.topics = rebuild.topics
+        self.batch = Batch()
+        self.writer = Writer(
+            writes, rebuild.projection, Mode(fan_out=False, overwrite=rebuild.since is not None)
+        )
+
+    def written(self) -> int:
+        return self.writer.rows
+
+    def add(self, records: list[ConsumerRecord]) -> None:
+        collect(records, self.topics, self.batch)
+
+    async def submit(self, offsets: Offsets) -> None:
+        batch, self.batch = self.batch, Batch()
+        await self.writer.submit(batch, offsets)
+
+    async def drain(self) -> None:
+        await self.writer.drain()
+
+    async def abandon(self) -> None:
+        await self.writer.abandon()
+
+
+class _Bulk(_Sink):
+    """Chunks of many batches, each one transaction with the offsets after it: events
+    copied straight into their table, the newest snapshot of each profile in the chunk
+    upserted. The next chunk is read while PostgreSQL writes one."""
+
+    COPY_EVENTS = f"COPY profile_events ({', '.join(COLUMNS['profile_events'])}) FROM STDIN"
+
+    def __init__(self, rebuild: Rebuild, writes: Connection) -> None:
+        self.rebuild = rebuild
+        self.connection = writes
+        self._new_chunk()
+        self._pending: asyncio.Task[int] | None = None
+        self.rows = 0
+
+    def written(self) -> int:
+        return self.rows
+
+    def _new_chunk(self) -> None:
+        self.batch = Batch()
+        self.events: list[tuple[Any, ...]] = []
+        self.offsets: Offsets = {}
+        self.records = 0
+
+    def add(self, records: list[ConsumerRecord]) -> None:
+        topics = self.rebuild.topics
+        self.records += len(records)
+        for record in records:
+            if topics[record.topic] == "profile_events":
+                raw = record.value.decode()
+                self.events.append(event_row(orjson.loads(record.value), raw, record.offset))
+            else:
+                collect([record], topics, self.batch)
+
+    async def submit(self, offsets: Offsets) -> None:
+        self.offsets.update(offsets)
+        if self.records >= self.rebuild.bulk_size:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self.offsets:
+            return
+        prepared = prepare_rows(self.batch, self.offsets)
+        events = self.events
+        self._new_chunk()
+        await self._wait()
+        self._pending = asyncio.create_task(self._write(prepared, events))
+
+    async def _write(self, prepared: Any, events: list[tuple[Any, ...]]) -> int:
+        async with self.connection.transaction():
+            async with self.connection.cursor().copy(self.COPY_EVENTS) as copy:
+                for row in events:
+                    await copy.write_row(row)
+            written = await write_rows(
+                self.connection, prepared, self.rebuild.projection, Mode(fan_out=False)
+            )
+        return written.rows + len(events)
+
+    async def drain(self) -> None:
+        await self._flush()
+        await self._wait()
+
+    async def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self.rows += await pending
+
+    async def abandon(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, psycopg.Error):
+                await self._pending
+            self._pending = None
+
+    async def finish(self) -> None:
+        """Write the last chunk; then remove what the live projector would never have
+        stored (an event twice: the first read stays; events of erased profiles) and make
+        the events' key, in one transaction with the end of the bulk load."""
+        await self.drain()
+        shadow = self.rebuild.shadow
+        async with self.connection.transaction():
+            await self.connection.execute(
+                "DELETE FROM profile_events e USING profile_tombstones t "
+                "WHERE e.profile_id = t.profile_id"
+            )
+            try:
+                async with self.connection.transaction():
+                    await self.connection.execute(ADD_EVENTS_KEY)
+            except psycopg.errors.UniqueViolation:
+                await self.connection.execute(
+                    "DELETE FROM profile_events a USING profile_events b "
+                    "WHERE a.profile_event_id = b.profile_event_id "
+                    "AND (a.sequence, a.ctid) > (b.sequence, b.ctid)"
+                )
+                await self.connection.execute(ADD_EVENTS_KEY)
+            await self.connection.execute(
+                f"UPDATE {shadow}.rebuild_plan SET plan = plan || '{{\"bulk\": false}}'"
+            )
+
+
+ADD_EVENTS_KEY = "ALTER TABLE profile_events ADD PRIMARY KEY (profile_event_id)"
+
+
 class _Reader:
-    """Reads the source partitions up to given offsets into the shadow, in batches."""
+    """Reads the source partitions up to given offsets into its sink."""
 
     def __init__(
         self,
         rebuild: Rebuild,
         consumer: AIOKafkaConsumer,
-        writes: Connection,
         positions: Offsets,
         copied: Offsets,
     ) -> None:
@@ -274,9 +451,19 @@ class _Reader:
         self.copied = copied
         since = rebuild.since
         self.since_ms = int(since.timestamp() * 1000) if since is not None else None
-        self.writer = Writer(
-            writes, rebuild.projection, Mode(fan_out=False, overwrite=since is not None)
-        )
+        self._sink: _Sink | None = None
+        self._written = 0  # by the sinks before this one
+
+    @property
+    def sink(self) -> _Sink:
+        assert self._sink is not None
+        return self._sink
+
+    @sink.setter
+    def sink(self, sink: _Sink) -> None:
+        if self._sink is not None:
+            self._written += self._sink.written()
+        self._sink = sink
 
     async def read_to(self, bounds: Offsets, for_seconds: float | None = None) -> bool:
         """Read every partition up to its bound (a partition the live projector has not
@@ -300,7 +487,7 @@ class _Reader:
             fetched = await self.consumer.getmany(
                 timeout_ms=200, max_records=self.rebuild.batch_size
             )
-            batch, offsets = Batch(), {}
+            offsets = {}
             for tp, records in fetched.items():
                 where = (tp.topic, tp.partition)
                 bound = behind.get(where)
@@ -309,7 +496,7 @@ class _Reader:
                 kept = [r for r in records if self.positions[where] <= r.offset < bound]
                 if not kept:
                     continue
-                collect(self._wanted(where, kept), self.rebuild.topics, batch)
+                self.sink.add(self._wanted(where, kept))
                 progress.done += kept[-1].offset + 1 - self.positions[where]
                 self.positions[where] = offsets[where] = kept[-1].offset + 1
                 if self.positions[where] >= bound:
@@ -318,10 +505,10 @@ class _Reader:
                     # Read past the bound: start there again when there is more to read.
                     self.consumer.seek(tp, self.positions[where])
             if offsets:
-                await self.writer.submit(batch, offsets)
+                await self.sink.submit(offsets)
                 self.rebuild.report(progress)
-        await self.writer.drain()
-        progress.written = self.writer.rows
+        await self.sink.drain()
+        progress.written = self._written + self.sink.written()
         self.rebuild.report(progress)
         return bool(behind)
 

@@ -140,6 +140,27 @@ CHILD_ROWS: dict[str, Callable[[Record], Iterator[Row]]] = {
 }
 
 
+def event_row(event: Record, raw: str, sequence: int) -> Row:
+    """The columns of an event, taken from its JSON as the projector's SQL takes them
+    (`projector.STORE_EVENTS`); for writers that COPY events straight into their table."""
+    p = event.get("event_properties") or {}
+    values = {
+        "profile_event_id": event.get("profile_event_id"),
+        "profile_id": event.get("profile_id"),
+        "event_type": event.get("event_type"),
+        "event_datetime": event.get("event_datetime"),
+        "sequence": sequence,
+        "is_future_dated": bool(p.get("is_future_dated")),
+        "store": p.get("store"),
+        "environment": p.get("environment"),
+        "transaction_id": p.get("transaction_id"),
+        "product_id": p.get("vendor_product_id"),
+        "price_usd": p.get("price_usd"),
+        "event": raw,
+    }
+    return tuple(values[column] for column in COLUMNS["profile_events"])
+
+
 def outcome_row(outcome: Record, raw: str) -> Row:
     return _row(tables.command_outcomes, {**outcome, "outcome": raw})
 

@@ -7,6 +7,8 @@ The migrations in projections/migrations create exactly these tables (a test com
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -22,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    literal_column,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
@@ -82,9 +85,17 @@ Index("profiles_customer_user_id", profiles.c.customer_user_id)
 Index("profiles_email_lower", func.lower(profiles.c.email))
 Index("profiles_phone_number", profiles.c.phone_number)
 Index("profiles_ltv", profiles.c.total_revenue_usd, profiles.c.profile_id)
-Index("profiles_created", profiles.c.created_at, profiles.c.profile_id)
-Index("profiles_last_seen", profiles.c.last_seen_at, profiles.c.profile_id)
-Index("profiles_last_activity", profiles.c.last_activity_at, profiles.c.profile_id)
+
+
+def sort_instant(column: Column[object]) -> Any:
+    """An instant the profile list sorts by, a missing one as the oldest: the expression
+    the query API orders and pages by, and the one its index holds."""
+    return func.coalesce(column, literal_column("'1970-01-01 00:00:00+00'::timestamptz"))
+
+
+Index("profiles_created", sort_instant(profiles.c.created_at), profiles.c.profile_id)
+Index("profiles_last_seen", sort_instant(profiles.c.last_seen_at), profiles.c.profile_id)
+Index("profiles_last_activity", sort_instant(profiles.c.last_activity_at), profiles.c.profile_id)
 
 access_levels = Table(
     "access_levels",
