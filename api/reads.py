@@ -187,18 +187,22 @@ class ReadModels:
     async def profile(self, profile_id: UUID) -> dict[str, Any] | None:
         """The whole profile view, with the segments it is in."""
         async with self.engine.connect() as connection:
-            view = await connection.scalar(sa.select(P.view).where(P.profile_id == profile_id))
-            if view is None:
-                return None
-            segments = []
-            for segment in (await connection.execute(sa.select(tables.segments))).mappings():
-                filters = ProfileFilters.model_validate(segment["filters"])
-                member = await connection.scalar(
-                    sa.select(sa.exists().where(P.profile_id == profile_id, *conditions(filters)))
-                )
-                if member:
-                    segments.append({"segment_id": segment["segment_id"], "name": segment["name"]})
-        return {**view, "segments": segments}
+            defined = (await connection.execute(sa.select(tables.segments))).mappings().all()
+            # The view and, in the same row, whether the profile matches each segment.
+            matches = [
+                sa.and_(sa.true(), *conditions(ProfileFilters.model_validate(s["filters"])))
+                for s in defined
+            ]
+            statement = sa.select(P.view, *matches).where(P.profile_id == profile_id)
+            row = (await connection.execute(statement)).first()
+        if row is None:
+            return None
+        segments = [
+            {"segment_id": segment["segment_id"], "name": segment["name"]}
+            for segment, member in zip(defined, row[1:], strict=True)
+            if member
+        ]
+        return {**row[0], "segments": segments}
 
     async def exists(self, profile_id: UUID) -> bool:
         async with self.engine.connect() as connection:

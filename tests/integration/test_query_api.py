@@ -306,6 +306,26 @@ async def test_segments_are_evaluated_live(catalogue: Catalogue) -> None:
     assert missing.status_code == 404
 
 
+async def test_the_profile_page_names_each_segment_the_profile_matches(
+    catalogue: Catalogue,
+) -> None:
+    http = catalogue.http
+    for name, filters in [
+        ("everyone", {}),
+        ("whales", {"ltv_min": "1000000"}),
+        ("gold", {"attributes": {"tier": "gold"}}),
+    ]:
+        created = await http.post(
+            "/api/v1/segments", json={"name": name, "filters": filters}, headers=AUTH
+        )
+        assert created.status_code == 201, created.text
+    for pid, view in catalogue.views.items():
+        detail = await http.get(f"/api/v1/profiles/{pid}", headers=AUTH)
+        names = sorted(s["name"] for s in detail.json()["data"]["segments"])
+        gold = view["custom_attributes"].get("tier") == "gold"
+        assert names == ["everyone", "gold"] if gold else ["everyone"], pid
+
+
 async def test_the_profile_page_shows_everything(catalogue: Catalogue) -> None:
     pid = str(profile_id(3))
     response = await catalogue.http.get(f"/api/v1/profiles/{pid}", headers=AUTH)
