@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from api.auth import ApiKeys
-from api.commands import CommandBus
+from api.commands import CommandBus, Projections
 from api.errors import ApiError, api_error, invalid_request
 from api.profiles import query_router
 from api.reads import ReadModels
@@ -32,12 +32,20 @@ def database_engine(url: str) -> AsyncEngine:
 
 
 def create_api(
-    ingress: Ingress, engine: AsyncEngine, settings: Settings, lifespan: Any = None
+    ingress: Ingress,
+    engine: AsyncEngine,
+    settings: Settings,
+    lifespan: Any = None,
+    projections: Projections | None = None,
 ) -> FastAPI:
+    """The HTTP service; `projections` wakes server-side API calls as the projector
+    commits (fed by `Projections.listen`, which the caller runs)."""
     app = create_app(ingress, lifespan)
     app.title = "subledger"
     reads = ReadModels(engine)
-    bus = CommandBus(ingress.catalog, ingress.publisher, reads, settings.read_your_writes_seconds)
+    bus = CommandBus(
+        ingress.catalog, ingress.publisher, reads, settings.read_your_writes_seconds, projections
+    )
     keys = ApiKeys(key.get_secret_value() for key in settings.api_keys)
     rates = Rates.load(settings.rates_file)
     app.include_router(query_router(reads, keys))

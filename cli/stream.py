@@ -119,6 +119,7 @@ def api(
     import uvicorn
 
     from api.app import create_api, database_engine
+    from api.commands import Projections
     from ingress.app import Ingress, running
     from ingress.publisher import KafkaPublisher
 
@@ -131,17 +132,24 @@ def api(
         _apply(catalog, bootstrap)
         publisher = KafkaPublisher(bootstrap, settings.broker_flavor)
         engine = database_engine(url)
+        projections = Projections()
 
         @asynccontextmanager
         async def lifespan(_: object) -> AsyncIterator[None]:
+            listening = asyncio.create_task(projections.listen(url))
             async with running(publisher):
                 try:
                     yield
                 finally:
+                    listening.cancel()
                     await engine.dispose()
 
         app = create_api(
-            Ingress(catalog, publisher, apple, stripe, google), engine, settings, lifespan
+            Ingress(catalog, publisher, apple, stripe, google),
+            engine,
+            settings,
+            lifespan,
+            projections,
         )
         uvicorn.run(
             app,

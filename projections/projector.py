@@ -151,6 +151,8 @@ INSERT_EVENTS = f"""
 """
 # Wakes the webhook dispatcher once the transaction commits.
 NOTIFY_DELIVERIES = "NOTIFY subledger_webhooks"
+# Wakes API calls waiting to read their own writes (api/commands.py) once it commits.
+PROJECTED = "subledger_projected"
 
 
 def _assignments(columns: Sequence[str], skip: str) -> str:
@@ -245,6 +247,8 @@ def _script(prepared: Prepared, projection: str, mode: Mode) -> sql.Composed:
     ]
     if prepared.rows.get("profile_events"):
         parts.append(sql.SQL(events + ";"))
+    if mode.fan_out and (prepared.rows["profiles"] or prepared.rows["command_outcomes"]):
+        parts.append(sql.SQL(f"NOTIFY {PROJECTED};"))
     if prepared.erased:
         # GDPR erasure: every row of the profile goes; the tombstone keeps it gone.
         tombstones = sql.SQL(", ").join(

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from projections.projector import PROJECTED
 from runtime.broker import free_port
 from tests.apple_notifications import notification, transaction
 from tests.apple_signing import SigningAuthority
@@ -120,6 +121,21 @@ async def test_profile_lifecycle_reads_its_own_writes(service: Service) -> None:
                 f"SELECT count(*) FROM {table} WHERE profile_id = %s", (profile,)
             ).fetchone() or (0,)
             assert count == 0, table
+
+
+async def test_the_service_listens_for_the_projectors_commits(service: Service) -> None:
+    """Waiting calls wake when the projector commits, not at their next look."""
+    listening = 0
+    with psycopg.connect(service.stack.database_url, autocommit=True) as connection:
+        for _ in range(50):  # it starts listening as the service starts
+            (listening,) = connection.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE query = %s",
+                (f"LISTEN {PROJECTED}",),
+            ).fetchone() or (0,)
+            if listening:
+                break
+            await asyncio.sleep(0.1)
+    assert listening >= 1
 
 
 async def test_a_signed_app_store_purchase_shows_in_the_profile(service: Service) -> None:

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from projections import tables
+from projections.projector import PROJECTED
 from schemas.commands import DeleteProfile
 from tests.builders import T0
 from tests.corpus import corpus, profile_id
@@ -148,3 +149,16 @@ async def test_the_deletion_notice_goes_out_once_whichever_topic_is_read_first(
             "SELECT count(*) FROM profile_events WHERE profile_id = %s", (erased,)
         )
         assert (await cursor.fetchone()) == (0,)
+
+
+async def test_a_commit_that_writes_profiles_or_outcomes_is_notified(database: str) -> None:
+    """What wakes a server-side API call waiting to read its own write."""
+    log = history(2)
+    snapshots = [r for r in log if r.topic == "profile_snapshots"]
+    events = [r for r in log if r.topic == "profile_events"]
+    async with await psycopg.AsyncConnection.connect(database, autocommit=True) as listener:
+        await listener.execute(f"LISTEN {PROJECTED}")
+        await project(database, [events])  # events alone: nothing a call waits for
+        await project(database, [snapshots[:1]])
+        heard = [n.channel async for n in listener.notifies(timeout=1.0)]
+    assert heard == [PROJECTED]
