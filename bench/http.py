@@ -9,8 +9,6 @@ chunking, no redirects.
 from __future__ import annotations
 
 import asyncio
-import os
-import time
 
 
 class Connection:
@@ -42,20 +40,3 @@ class Connection:
     async def close(self) -> None:
         self.writer.close()
         await self.writer.wait_closed()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class Stopwatch:
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.wall = time.perf_counter()
-        self.cpu = cpu_seconds(pid)
-
-    def cpu_used(self) -> float:
-        return cpu_seconds(self.pid) - self.cpu

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import orjson
 
-from bench.http import Connection, Stopwatch
+from bench.cpu import Stopwatch
+from bench.http import Connection
 from runtime.broker import EmbeddedBroker, free_port, wait_for_port
 from runtime.catalog import load_catalog
 from runtime.topics import apply_topics

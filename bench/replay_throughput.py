@@ -29,6 +29,7 @@ import orjson
 import psycopg
 from aiokafka import AIOKafkaProducer
 
+from bench.cpu import CpuOf
 from bench.projection_throughput import clones, fresh
 from projections.projector import Projector, stored_offsets
 from projections.rebuild import Rebuild
@@ -103,13 +104,19 @@ async def main(profiles: int, versions: int, size: int) -> None:
         live = len(items) / seconds
         print(f"projector : {len(items):,} records in {seconds:.1f}s = {live:,.0f} records/s")
         rebuild = Rebuild(catalog, broker.bootstrap, url, batch_size=size)
-        started = time.perf_counter()
+        started, mine = time.perf_counter(), time.process_time()
+        database, kafka = CpuOf("postgres"), CpuOf("tansu")
         progress = await rebuild.run()
         seconds = time.perf_counter() - started
         rate = progress.done / seconds
         print(
             f"replay    : {progress.done:,} records in {seconds:.1f}s = {rate:,.0f} records/s "
             f"({progress.written:,} rows; {rate / live:.1f}x the projector; target 100,000/s)"
+        )
+        print(
+            f"CPU during the replay: replay process {time.process_time() - mine:.1f}s, "
+            f"PostgreSQL {database.used():.1f}s, broker {kafka.used():.1f}s, "
+            f"in {seconds:.1f}s on {os.cpu_count()} cores"
         )
 
 

@@ -71,14 +71,6 @@ async def prepare(connection: Connection) -> None:
     await connection.execute("SET synchronous_commit = off")
     # A batch's staging rows stay in memory (set before the first temporary table is used).
     await connection.execute("SET temp_buffers = '64MB'")
-    # Snapshots run to a few kilobytes, so PostgreSQL compresses each one it stores, once
-    # in staging and once in its table: lz4 does that several times faster than pglz.
-    cursor = await connection.execute(
-        "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
-    )
-    found = await cursor.fetchone()
-    if found is not None and found[0]:
-        await connection.execute("SET default_toast_compression = lz4")
     async with connection.transaction():
         for table in ("profiles", "command_outcomes", *CHILD_ROWS):
             await connection.execute(
