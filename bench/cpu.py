@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -26,23 +26,22 @@ def _named(name: str) -> dict[int, float]:
     return found
 
 
-class CpuOf:
-    """CPU time that every process with command `name` (e.g. postgres) uses from now on;
-    a process that exits meanwhile takes what it used with it (an underestimate)."""
+class CpuSince:
+    """CPU time some processes use from now on; one that exits meanwhile takes what it
+    used with it (an underestimate)."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.start = _named(name)
+    def __init__(self, read: Callable[[], dict[int, float]]) -> None:
+        self.read = read
+        self.start = read()
+
+    @classmethod
+    def of_process(cls, pid: int) -> CpuSince:
+        return cls(lambda: {pid: cpu_seconds(pid)})
+
+    @classmethod
+    def of_command(cls, name: str) -> CpuSince:
+        """Every process whose command is `name` (e.g. postgres)."""
+        return cls(lambda: _named(name))
 
     def used(self) -> float:
-        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in _named(self.name).items())
-
-
-class Stopwatch:
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.wall = time.perf_counter()
-        self.cpu = cpu_seconds(pid)
-
-    def cpu_used(self) -> float:
-        return cpu_seconds(self.pid) - self.cpu
+        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self.read().items())

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.cpu import Stopwatch
+from bench.cpu import CpuSince
 from bench.http import Connection
 from runtime.broker import EmbeddedBroker, free_port, wait_for_port
 from runtime.catalog import load_catalog
@@ -116,9 +116,9 @@ def main() -> None:
         try:
             wait_for_port(port, timeout=30)
             asyncio.run(post_all(port, bodies[:500], args.concurrency, None))  # warm-up
-            watch = Stopwatch(server.pid)
+            watch = CpuSince.of_process(server.pid)
             seconds, full = asyncio.run(post_all(port, bodies, args.concurrency, None))
-            cpu = watch.cpu_used() / len(bodies)
+            cpu = watch.used() / len(bodies)
             top = len(bodies) / seconds
             _, half = asyncio.run(
                 post_all(port, bodies[: len(bodies) // 2], args.concurrency, top / 2)

@@ -29,7 +29,7 @@ import orjson
 import psycopg
 from aiokafka import AIOKafkaProducer
 
-from bench.cpu import CpuOf
+from bench.cpu import CpuSince
 from bench.projection_throughput import clones, fresh
 from projections.projector import Projector, stored_offsets
 from projections.rebuild import Rebuild
@@ -105,7 +105,7 @@ async def main(profiles: int, versions: int, size: int) -> None:
         print(f"projector : {len(items):,} records in {seconds:.1f}s = {live:,.0f} records/s")
         rebuild = Rebuild(catalog, broker.bootstrap, url, batch_size=size)
         started, mine = time.perf_counter(), time.process_time()
-        database, kafka = CpuOf("postgres"), CpuOf("tansu")
+        database, kafka = CpuSince.of_command("postgres"), CpuSince.of_command("tansu")
         progress = await rebuild.run()
         seconds = time.perf_counter() - started
         rate = progress.done / seconds

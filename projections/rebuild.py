@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import psycopg
@@ -282,26 +282,21 @@ class Rebuild:
             await admin.execute(f"DROP SCHEMA {self.shadow} CASCADE")
 
 
-class _Sink:
+class _Sink(Protocol):
     """Where a reader's records go, and when they are written."""
 
-    def written(self) -> int:
-        raise NotImplementedError
+    def written(self) -> int: ...
 
-    def add(self, records: list[ConsumerRecord]) -> None:
-        raise NotImplementedError
+    def add(self, records: list[ConsumerRecord]) -> None: ...
 
-    async def submit(self, offsets: Offsets) -> None:
-        raise NotImplementedError
+    async def submit(self, offsets: Offsets) -> None: ...
 
-    async def drain(self) -> None:
-        raise NotImplementedError
+    async def drain(self) -> None: ...
 
-    async def abandon(self) -> None:
-        raise NotImplementedError
+    async def abandon(self) -> None: ...
 
 
-class _Batches(_Sink):
+class _Batches:
     """Each fetch is one batch, written as the live projector writes it (but sending no
     webhook, and with `--since` writing over the copy)."""
 
@@ -329,7 +324,7 @@ class _Batches(_Sink):
         await self.writer.abandon()
 
 
-class _Bulk(_Sink):
+class _Bulk:
     """Chunks of many batches, each one transaction with the offsets after it: events
     copied straight into their table, the newest snapshot of each profile in the chunk
     upserted. The next chunk is read while PostgreSQL writes one."""
