@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaProducer
 
 from projections.migrate import upgrade
 from projections.projector import Projector, Writer, prepare, stored_offsets
-from projections.rows import CHILD_ROWS, COLUMNS, Batch, event_row, profile_row
+from projections.rows import CHILD_ROWS, COLUMNS, Batch, profile_row
 from runtime.broker import EmbeddedBroker
 from runtime.catalog import load_catalog
 from runtime.postgres import embedded_postgres, with_database
@@ -89,7 +89,7 @@ def batches(
             if topic == "profile_snapshots":
                 batch.add_snapshot(record, value.decode())
             else:
-                batch.add_event(value.decode(), offset)
+                batch.add_event(record, value.decode(), offset)
         yield batch, {("bench", 0): start + size}
 
 
@@ -136,9 +136,7 @@ async def naive(url: str, items: list[tuple[str, bytes]], size: int) -> tuple[in
                 per_table["profiles"].append(profile_row(view, raw))
                 for table, rows_of in CHILD_ROWS.items():
                     per_table[table] += rows_of(view)
-            per_table["profile_events"] = [
-                event_row(orjson.loads(raw), raw, sequence) for sequence, raw in batch.events
-            ]
+            per_table["profile_events"] = batch.events
             async with connection.transaction(), connection.cursor() as cursor:
                 for table, table_rows in per_table.items():
                     if table_rows:

@@ -72,24 +72,20 @@ async def prepare(connection: Connection) -> None:
     # A batch's staging rows stay in memory (set before the first temporary table is used).
     await connection.execute("SET temp_buffers = '64MB'")
     async with connection.transaction():
-        for table in ("profiles", "command_outcomes", *CHILD_ROWS):
+        for table in ("profiles", "profile_events", "command_outcomes", *CHILD_ROWS):
             await connection.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {_staging(table)} "
                 f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
-        await connection.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {_staging('profile_events')} "
-            "(sequence bigint, event jsonb) ON COMMIT DELETE ROWS"
-        )
         await connection.execute(
             "CREATE TEMP TABLE IF NOT EXISTS changed_profiles (profile_id uuid PRIMARY KEY) "
             "ON COMMIT DELETE ROWS"
         )
 
 
-async def _copy(connection: Connection, table: str, rows: Iterable[Row], columns: str = "") -> int:
+async def _copy(connection: Connection, table: str, rows: Iterable[Row]) -> int:
     count = 0
-    columns = columns or ", ".join(COLUMNS[table])
+    columns = ", ".join(COLUMNS[table])
     async with connection.cursor().copy(f"COPY {_staging(table)} ({columns}) FROM STDIN") as copy:
         for row in rows:
             await copy.write_row(row)
@@ -97,20 +93,9 @@ async def _copy(connection: Connection, table: str, rows: Iterable[Row], columns
     return count
 
 
-# An event's columns, taken from its JSON (schemas.integration.IntegrationEvent).
 STORE_EVENTS = f"""
-        INSERT INTO profile_events ({", ".join(COLUMNS["profile_events"])})
-        SELECT (e->>'profile_event_id')::uuid, (e->>'profile_id')::uuid, e->>'event_type',
-               (e->>'event_datetime')::timestamptz, i.sequence,
-               coalesce((p->>'is_future_dated')::boolean, false), p->>'store',
-               p->>'environment', p->>'transaction_id', p->>'vendor_product_id',
-               (p->>'price_usd')::numeric, e
-        FROM (
-            SELECT sequence, event AS e, event->'event_properties' AS p
-            FROM {_staging("profile_events")}
-        ) AS i
-        WHERE NOT EXISTS (
-            SELECT 1 FROM profile_tombstones t WHERE t.profile_id = (e->>'profile_id')::uuid)
+        INSERT INTO profile_events SELECT i.* FROM {_staging("profile_events")} i
+        WHERE NOT EXISTS (SELECT 1 FROM profile_tombstones t WHERE t.profile_id = i.profile_id)
 """
 # Each newly stored event fans out to the webhook endpoints that want it (an event stored
 # before, as in a redelivery or replay, is never sent again). An erased profile's events
@@ -122,12 +107,10 @@ INSERT_EVENTS = f"""
         ON CONFLICT (profile_event_id) DO NOTHING
         RETURNING profile_event_id, profile_id, event_type, sequence, environment, event
     ), notices AS (
-        SELECT (e->>'profile_event_id')::uuid AS profile_event_id,
-               (e->>'profile_id')::uuid AS profile_id, e->>'event_type' AS event_type,
-               i.sequence, e->'event_properties'->>'environment' AS environment, e AS event
-        FROM (SELECT sequence, event AS e FROM {_staging("profile_events")}) AS i
-        WHERE e->>'event_type' = 'profile_deleted' AND EXISTS (
-            SELECT 1 FROM profile_tombstones t WHERE t.profile_id = (e->>'profile_id')::uuid)
+        SELECT profile_event_id, profile_id, event_type, sequence, environment, event
+        FROM {_staging("profile_events")} i
+        WHERE event_type = 'profile_deleted' AND EXISTS (
+            SELECT 1 FROM profile_tombstones t WHERE t.profile_id = i.profile_id)
     )
     INSERT INTO webhook_deliveries (
         webhook_id, endpoint_id, profile_event_id, profile_id, event_type, sequence, payload,
@@ -291,8 +274,7 @@ async def write_rows(
         if mode.fan_out:
             await connection.execute("SELECT pg_advisory_xact_lock_shared(%s)", (WRITE_LOCK,))
         for table, table_rows in prepared.rows.items():
-            columns = "sequence, event" if table == "profile_events" else ""
-            rows += await _copy(connection, table, table_rows, columns)
+            rows += await _copy(connection, table, table_rows)
         await connection.execute(_script(prepared, projection, mode))
     ROWS_WRITTEN.inc(rows)
     return Written(prepared.records, rows)
@@ -356,7 +338,7 @@ def collect(records: Iterable[ConsumerRecord], topics: dict[str, str], batch: Ba
         raw = record.value.decode()
         kind = topics[record.topic]
         if kind == "profile_events":
-            batch.add_event(raw, record.offset)
+            batch.add_event(orjson.loads(record.value), raw, record.offset)
         elif kind == "profile_snapshots":
             batch.add_snapshot(orjson.loads(record.value), raw)
         else:

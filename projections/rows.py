@@ -2,10 +2,10 @@
 
 Records arrive as JSON (a ProfileView on `profile.snapshots`, a ProfileEvent on
 `profile.events`, an Outcome on `profile.outcomes`). They are read as plain dicts, not
-validated models: the folds wrote them, and this is the projector's hot path. Events,
-the most numerous, are not even parsed here: PostgreSQL takes them apart on insert. Each row
+validated models: the folds wrote them, and this is the projector's hot path. Each row
 is a tuple in its table's column order, ready for COPY; values stay in their JSON text
-form (timestamps, exact decimals), which PostgreSQL parses on COPY.
+form (timestamps, exact decimals), which PostgreSQL parses on COPY. Each document itself
+(snapshot, event, outcome) is stored as the text it was published as.
 """
 
 from __future__ import annotations
@@ -141,8 +141,7 @@ CHILD_ROWS: dict[str, Callable[[Record], Iterator[Row]]] = {
 
 
 def event_row(event: Record, raw: str, sequence: int) -> Row:
-    """The columns of an event, taken from its JSON as the projector's SQL takes them
-    (`projector.STORE_EVENTS`); for writers that COPY events straight into their table."""
+    """The columns of an event, taken from its JSON; `sequence` orders a profile's events."""
     p = event.get("event_properties") or {}
     values = {
         "profile_event_id": event.get("profile_event_id"),
@@ -170,7 +169,6 @@ class Batch:
     """One transaction's worth of rows, newest snapshot per profile."""
 
     profiles: dict[str, tuple[Record, str]] = field(default_factory=dict)
-    # Events go in as (sequence, JSON): PostgreSQL takes their columns apart.
     events: list[Row] = field(default_factory=list)
     outcomes: dict[str, Row] = field(default_factory=dict)
 
@@ -179,8 +177,8 @@ class Batch:
         if known is None or _newer(view, known[0]):
             self.profiles[view["profile_id"]] = (view, raw)
 
-    def add_event(self, raw: str, sequence: int) -> None:
-        self.events.append((sequence, raw))
+    def add_event(self, event: Record, raw: str, sequence: int) -> None:
+        self.events.append(event_row(event, raw, sequence))
 
     def add_outcome(self, outcome: Record, raw: str) -> None:
         # A rejection and an acceptance never share a command id; the first kept wins.

@@ -26,7 +26,7 @@ from sqlalchemy import (
     func,
     literal_column,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSON, JSONB, UUID
 
 metadata = MetaData()
 
@@ -79,7 +79,8 @@ profiles = Table(
     _at("next_wakeup_at"),
     _at("as_of", nullable=False),
     Column("version", BigInteger, nullable=False),
-    Column("view", JSONB, nullable=False),
+    # The snapshot as published: served whole, never queried inside (json keeps its text).
+    Column("view", JSON, nullable=False),
 )
 Index("profiles_customer_user_id", profiles.c.customer_user_id)
 Index("profiles_email_lower", func.lower(profiles.c.email))
@@ -214,7 +215,7 @@ profile_events = Table(
     Column("transaction_id", Text),
     Column("product_id", Text),
     Column("price_usd", Numeric),
-    Column("event", JSONB, nullable=False),
+    Column("event", JSON, nullable=False),
 )
 Index(
     "profile_events_timeline",
@@ -241,7 +242,7 @@ command_outcomes = Table(
     Column("kind", Text, nullable=False),
     Column("profile_id", UUID(as_uuid=True), nullable=False),
     Column("version", BigInteger),
-    Column("outcome", JSONB, nullable=False),
+    Column("outcome", JSON, nullable=False),
 )
 
 # Named filters over the profile list; membership is evaluated at query time.

@@ -87,7 +87,7 @@ async def project(url: str, batches: Sequence[Sequence[Record]]) -> None:
                 if record.topic == "profile_snapshots":
                     batch.add_snapshot(value, record.raw)
                 elif record.topic == "profile_events":
-                    batch.add_event(record.raw, record.sequence)
+                    batch.add_event(value, record.raw, record.sequence)
                 else:
                     batch.add_outcome(value, record.raw)
             await write_batch(connection, batch, {("t", 0): number})
