@@ -93,9 +93,12 @@ async def _copy(connection: Connection, table: str, rows: Iterable[Row]) -> int:
     return count
 
 
+# An event read twice (a redelivery) is kept as first read, with its lower sequence.
 STORE_EVENTS = f"""
-        INSERT INTO profile_events SELECT i.* FROM {_staging("profile_events")} i
+        INSERT INTO profile_events
+        SELECT DISTINCT ON (profile_event_id) i.* FROM {_staging("profile_events")} i
         WHERE NOT EXISTS (SELECT 1 FROM profile_tombstones t WHERE t.profile_id = i.profile_id)
+        ORDER BY profile_event_id, sequence
 """
 # Each newly stored event fans out to the webhook endpoints that want it (an event stored
 # before, as in a redelivery or replay, is never sent again). An erased profile's events
@@ -266,15 +269,22 @@ def _script(prepared: Prepared, projection: str, mode: Mode) -> sql.Composed:
 
 
 async def write_rows(
-    connection: Connection, prepared: Prepared, projection: str = NAME, mode: Mode = LIVE
+    connection: Connection,
+    prepared: Prepared,
+    projection: str = NAME,
+    mode: Mode = LIVE,
+    copied: asyncio.Event | None = None,
 ) -> Written:
-    """One transaction: the batch's rows and the offsets after it."""
+    """One transaction: the batch's rows and the offsets after it. `copied` is set once
+    the rows are sent, as PostgreSQL starts on the statements that merge them in."""
     rows = 0
     async with connection.transaction():
         if mode.fan_out:
             await connection.execute("SELECT pg_advisory_xact_lock_shared(%s)", (WRITE_LOCK,))
         for table, table_rows in prepared.rows.items():
             rows += await _copy(connection, table, table_rows)
+        if copied is not None:
+            copied.set()
         await connection.execute(_script(prepared, projection, mode))
     ROWS_WRITTEN.inc(rows)
     return Written(prepared.records, rows)
@@ -291,8 +301,9 @@ async def write_batch(
 
 
 class Writer:
-    """Writes batches in order, preparing the next batch's rows while PostgreSQL works on
-    the one before: the projector's CPU and the database's overlap."""
+    """Writes batches in order, one transaction at a time, and lets the caller go on as
+    soon as a batch's rows are sent: the caller reads and prepares the next batch while
+    PostgreSQL merges the one before, so the projector's CPU and the database's overlap."""
 
     def __init__(self, connection: Connection, projection: str = NAME, mode: Mode = LIVE) -> None:
         self.connection = connection
@@ -304,9 +315,15 @@ class Writer:
     async def submit(self, batch: Batch, offsets: dict[tuple[str, int], int]) -> None:
         prepared = prepare_rows(batch, offsets)
         await self.drain()
+        copied = asyncio.Event()
         self._pending = asyncio.create_task(
-            write_rows(self.connection, prepared, self.projection, self.mode)
+            write_rows(self.connection, prepared, self.projection, self.mode, copied)
         )
+        # A task runs only when its caller waits: wait here while the rows go out (the
+        # write's own failure ends the wait too, and surfaces at the next drain).
+        sent = asyncio.create_task(copied.wait())
+        await asyncio.wait((sent, self._pending), return_when=asyncio.FIRST_COMPLETED)
+        sent.cancel()
 
     async def drain(self) -> None:
         if self._pending is not None:

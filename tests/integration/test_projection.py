@@ -70,6 +70,15 @@ async def test_a_batch_in_any_order_keeps_the_newest_snapshot(database: str) -> 
     assert await dump(database) == in_order
 
 
+async def test_an_event_read_twice_in_one_batch_keeps_its_first_reading(database: str) -> None:
+    event = next(r for r in history() if r.topic == "profile_events")
+    later, first = Record(event.topic, event.value, 90), Record(event.topic, event.value, 40)
+    await project(database, [[later, first, later]])
+    async with await psycopg.AsyncConnection.connect(database) as connection:
+        cursor = await connection.execute("SELECT sequence FROM profile_events")
+        assert await cursor.fetchall() == [(40,)]
+
+
 async def test_erasure_removes_every_row_of_the_profile_for_good(database: str) -> None:
     log = history()
     await project(database, chunks(log, 9))
