@@ -20,10 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import psycopg
@@ -51,6 +51,7 @@ BATCH_RECORDS = Histogram(
 )
 BATCH_SECONDS = Histogram("subledger_projection_batch_seconds", "Time to write one batch")
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
+T = TypeVar("T")
 ERASED = [t.name for t in (tables.profiles, tables.profile_events, *tables.PROFILE_CHILDREN)]
 
 
@@ -300,6 +301,30 @@ async def write_batch(
     return await write_rows(connection, prepare_rows(batch, offsets), projection, mode)
 
 
+async def start_write(
+    write: Callable[[asyncio.Event], Coroutine[Any, Any, T]],
+) -> asyncio.Task[T]:
+    """Start a write as a task, and return once it has sent its rows (`copied`).
+
+    A task runs only while its caller waits: waiting here while the rows go out lets the
+    caller prepare its next batch while PostgreSQL merges these. The write's own failure
+    ends the wait too, and surfaces where the task is awaited."""
+    copied = asyncio.Event()
+    task = asyncio.create_task(write(copied))
+    sent = asyncio.create_task(copied.wait())
+    try:
+        await asyncio.wait((sent, task), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        # Stopped meanwhile: the write stops too (its transaction rolls back).
+        task.cancel()
+        with suppress(asyncio.CancelledError, psycopg.Error):
+            await task
+        raise
+    finally:
+        sent.cancel()
+    return task
+
+
 class Writer:
     """Writes batches in order, one transaction at a time, and lets the caller go on as
     soon as a batch's rows are sent: the caller reads and prepares the next batch while
@@ -315,15 +340,9 @@ class Writer:
     async def submit(self, batch: Batch, offsets: dict[tuple[str, int], int]) -> None:
         prepared = prepare_rows(batch, offsets)
         await self.drain()
-        copied = asyncio.Event()
-        self._pending = asyncio.create_task(
-            write_rows(self.connection, prepared, self.projection, self.mode, copied)
+        self._pending = await start_write(
+            lambda copied: write_rows(self.connection, prepared, self.projection, self.mode, copied)
         )
-        # A task runs only when its caller waits: wait here while the rows go out (the
-        # write's own failure ends the wait too, and surfaces at the next drain).
-        sent = asyncio.create_task(copied.wait())
-        await asyncio.wait((sent, self._pending), return_when=asyncio.FIRST_COMPLETED)
-        sent.cancel()
 
     async def drain(self) -> None:
         if self._pending is not None:
