@@ -39,7 +39,9 @@ async def publish_sources(stack: Stack) -> set[str]:
             if step.what == "create_profile":
                 profile = step.body["profile_id"]
                 profiles.add(profile)
-                command = create(UUID(profile), step.body["customer_user_id"])
+                # Issued when the notifications are received: whichever the worker folds
+                # first creates the profile at the same instant.
+                command = create(UUID(profile), step.body["customer_user_id"], at=START)
                 await producer.send(
                     catalog["profile_commands"].name,
                     command.model_dump_json().encode(),
