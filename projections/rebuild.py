@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-import orjson
 import psycopg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from sqlalchemy import MetaData
@@ -55,7 +54,7 @@ from projections.projector import (
     stored_offsets,
     write_rows,
 )
-from projections.rows import COLUMNS, Batch, event_row
+from projections.rows import COLUMNS, Batch
 from runtime.catalog import Catalog
 from runtime.kafka import end_offsets, fetch_max_wait_ms
 from runtime.settings import BrokerFlavor
@@ -343,19 +342,12 @@ class _Bulk:
 
     def _new_chunk(self) -> None:
         self.batch = Batch()
-        self.events: list[tuple[Any, ...]] = []
         self.offsets: Offsets = {}
         self.records = 0
 
     def add(self, records: list[ConsumerRecord]) -> None:
-        topics = self.rebuild.topics
         self.records += len(records)
-        for record in records:
-            if topics[record.topic] == "profile_events":
-                raw = record.value.decode()
-                self.events.append(event_row(orjson.loads(record.value), raw, record.offset))
-            else:
-                collect([record], topics, self.batch)
+        collect(records, self.rebuild.topics, self.batch)
 
     async def submit(self, offsets: Offsets) -> None:
         self.offsets.update(offsets)
@@ -365,8 +357,9 @@ class _Bulk:
     async def _flush(self) -> None:
         if not self.offsets:
             return
+        # The chunk's events go straight into their table, not through staging.
+        events, self.batch.events = self.batch.events, []
         prepared = prepare_rows(self.batch, self.offsets)
-        events = self.events
         self._new_chunk()
         await self._wait()
         self._pending = asyncio.create_task(self._write(prepared, events))
