@@ -73,7 +73,9 @@ class Stack:
             "SUBLEDGER_DATABASE_URL": self.database_url,
             **{f"SUBLEDGER_{k.upper()}": v for k, v in settings.items()},
         }
-        log = open(self.logs / f"{role}-{self.name}-{len(self.workers)}.log", "wb")  # noqa: SIM115
+        # One file per process, named in start order: a restarted worker keeps the log
+        # of the one before it.
+        log = open(self.logs / f"{role}-{self.name}-{time.time_ns()}.log", "wb")  # noqa: SIM115
         self._logs.append(log)
         process = subprocess.Popen(
             [sys.executable, "-m", "cli.main", *command],
