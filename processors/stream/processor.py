@@ -153,6 +153,7 @@ class Processor:
         # What the agents read: the topics whose lag says whether this worker is ready.
         self._sources = frozenset(self.names[t] for t in (*RAW_TOPICS, *AGENT_INPUTS))
         self._indexed_at = float("-inf")
+        self._reread_pending = False
         self._last_commit = time.monotonic()
         self._committed: dict[Any, int] = {}
         self._in = {name: EVENTS_IN.labels(name) for name in self.names.values()}
@@ -464,6 +465,27 @@ class Processor:
 
     def _on_rebalance(self, *args: Any, **kwargs: Any) -> None:
         self._indexed_at = float("-inf")
+        self._reread_pending = True
+
+    async def _reread_after_rebalance(self) -> None:
+        """Read every source partition again from its committed offset once a rebalance
+        has ended.
+
+        Faust ends a rebalance by seeking its partitions to their committed offsets and
+        then resuming flow control, which empties its stream queues: records fetched in
+        between are dropped, yet counted as read, and never fetched again (seen on the
+        development broker after a worker was killed: the last records of a partition
+        were never folded). Reading again from the committed offsets brings them back;
+        the records that were not dropped are folded again and change nothing (the folds
+        know the ids they have seen)."""
+        if not self._reread_pending or self.app.rebalancing or self.app.in_recovery:
+            return
+        self._reread_pending = False
+        consumer: Any = self.app.consumer
+        committed = consumer._committed_offset
+        for tp in consumer.assignment():
+            if tp.topic in self._sources:
+                await consumer.seek(tp, committed.get(tp) or 0)
 
     def _index_wakeups(self) -> None:
         """Index the wake-ups of the profiles this worker holds. Cheap: it reads one field,
@@ -479,6 +501,7 @@ class Processor:
 
     async def _on_timer(self) -> None:
         tune_faust_fetches(self.app, self.settings.broker_flavor)
+        await self._reread_after_rebalance()
         self._index_wakeups()
         now = datetime.now(UTC)
         TIMERS_DUE.set(len(self.wakeups))
