@@ -7,6 +7,7 @@ import gc
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import ExitStack, asynccontextmanager, suppress
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -106,11 +107,27 @@ def worker(
         ).execute_from_commandline()
 
 
+class Loop(StrEnum):
+    UVLOOP = "uvloop"
+    ASYNCIO = "asyncio"
+
+
+class Http(StrEnum):
+    HTTPTOOLS = "httptools"
+    H11 = "h11"
+
+
 def api(
     host: Annotated[
         str | None, typer.Option(help="Interface (default SUBLEDGER_INGRESS_HOST).")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default SUBLEDGER_INGRESS_PORT).")] = None,
+    loop: Annotated[
+        Loop, typer.Option(help="Event loop: uvloop, or the standard library's asyncio.")
+    ] = Loop.UVLOOP,
+    http: Annotated[
+        Http, typer.Option(help="HTTP/1.1 parser: httptools (compiled), or h11 (pure Python).")
+    ] = Http.HTTPTOOLS,
 ) -> None:
     """Serve the store webhooks, the query API and the server-side API.
 
@@ -155,6 +172,8 @@ def api(
             app,
             host=host or settings.ingress_host,
             port=port or settings.ingress_port,
+            loop=loop.value,
+            http=http.value,
             log_level="warning",
             access_log=False,
         )
