@@ -59,3 +59,13 @@ def test_any_segment(segment: bytes) -> None:
 def test_the_app_store_verifier_installs_it() -> None:
     AppleVerifier([b"not used here"], "Production", "com.example", 1)
     assert api_jws.PyJWS._decode_base64url_segment is decode_segment
+
+
+def test_a_segment_asked_again_answers_the_same() -> None:
+    accepted, refused = base64.urlsafe_b64encode(b"payload" * 50).rstrip(b"="), b"YR"
+    for _ in range(3):
+        assert outcome(decode_segment, accepted) == b"payload" * 50
+        assert outcome(decode_segment, refused) == outcome(ORIGINAL, refused)
+    for n in range(40):  # more segments than are kept
+        segment = base64.urlsafe_b64encode(b"%d" % n)
+        assert outcome(decode_segment, segment) == outcome(ORIGINAL, segment)
