@@ -46,7 +46,9 @@ def main() -> None:
     fold = per_item(ledger.submit, events)
     chains = list(ledger.chains.values())
     states = [s for s in ledger.profiles.values() if s.as_of is not None]
-    views = [profile_view(s, s.as_of, ledger.config) for s in states]  # type: ignore[arg-type]
+    # Timed once: a second view of the same state would find its readings remembered.
+    views: list[Any] = []
+    view = per_item(lambda s: views.append(profile_view(s, s.as_of, ledger.config)), states)
     adapter: TypeAdapter[Any] = TypeAdapter(ChainMessage)
     rows = [
         ("fold: chain and profile, events published (baseline)", fold),
@@ -55,10 +57,7 @@ def main() -> None:
             per_item(adapter.validate_json, [e.model_dump_json() for e in events]),
         ),
         ("encode an integration event", per_item(lambda e: e.model_dump_json(), ledger.published)),
-        (
-            "profile view for a snapshot",
-            per_item(lambda s: profile_view(s, s.as_of, ledger.config), states),
-        ),
+        ("profile view for a snapshot", view),
         ("encode a snapshot", per_item(lambda v: v.model_dump_json(), views)),
         ("encode a chain state for its changelog", per_item(encode_state, chains)),
         ("encode a profile state for its changelog", per_item(encode_state, states)),

@@ -22,6 +22,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 
@@ -91,11 +92,15 @@ STACKS = {
 }
 
 
-def measure(
-    env: dict[str, str], bodies: list[bytes], concurrency: int, options: list[str]
-) -> tuple[float, list[float], list[float], float]:
-    """(accepted/s, latencies as fast as possible, latencies at half that rate, CPU s per
-    notification) of one ingress process started with `options`."""
+class Run(NamedTuple):
+    accepted_per_second: float
+    full: list[float]  # latencies as fast as possible, seconds
+    half: list[float]  # latencies at half that rate
+    cpu: float  # the ingress process's CPU seconds per notification
+
+
+def measure(env: dict[str, str], bodies: list[bytes], concurrency: int, options: list[str]) -> Run:
+    """One ingress process started with `options`, loaded at full, then half, rate."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "api", "--port", str(port), *options],
@@ -113,7 +118,7 @@ def measure(
     finally:
         server.terminate()
         server.wait(30)
-    return top, full, half, cpu
+    return Run(top, full, half, cpu)
 
 
 def main() -> None:
@@ -148,20 +153,21 @@ def main() -> None:
     print(
         f"\n{'server':28} {'load':22} {'accepted/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>7}"
     )
-    for name, result in rows:
-        top, full, half, cpu = result
+    for name, run in rows:
+        top = run.accepted_per_second
         print(
-            f"{name:28} {'as fast as possible':22} {top:11,.0f} {percentile(full, 50):8.1f} "
-            f"{percentile(full, 99):8.1f} {cpu * 1000:7.2f}"
+            f"{name:28} {'as fast as possible':22} {top:11,.0f} "
+            f"{percentile(run.full, 50):8.1f} {percentile(run.full, 99):8.1f} "
+            f"{run.cpu * 1000:7.2f}"
         )
         print(
             f"{'':28} {'steady, half that rate':22} {top / 2:11,.0f} "
-            f"{percentile(half, 50):8.1f} {percentile(half, 99):8.1f}"
+            f"{percentile(run.half, 50):8.1f} {percentile(run.half, 99):8.1f}"
         )
-    cpu = rows[0][1][3]
+    name, served = rows[0]
     print(
-        f"\ningress process ({rows[0][0]}): {cpu * 1000:.2f} ms of CPU per notification, "
-        f"{1 / cpu:,.0f} notifications/s with a core to itself"
+        f"\ningress process ({name}): {served.cpu * 1000:.2f} ms of CPU per notification, "
+        f"{1 / served.cpu:,.0f} notifications/s with a core to itself"
     )
 
 

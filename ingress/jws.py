@@ -7,10 +7,10 @@ carrying the other two, so that loop was the larger part of the cost of a notifi
 `install()` replaces it with the same rules, the alphabet checked by one regular
 expression; tests hold it to PyJWT's own answers.
 
-Apple's library decodes each token three times over (twice in full, once for its header),
-and the outer token's payload holds the two nested tokens whole. The segments decoded
-last are therefore kept, a few of them: the same bytes decode to the same bytes, and a
-segment asked for again costs a lookup instead of a check, a decode and a re-encode.
+Since the outer payload holds the nested tokens whole and each token is decoded three
+times, the segments decoded last are kept, a few of them: the same bytes decode to the
+same bytes, so a segment asked for again costs a lookup instead of a check, a decode and a
+re-encode. A refused segment is not kept.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def decode_segment(segment: bytes, name: str) -> bytes:
         decoded = _decode(segment, name)
         if len(_recent) >= RECENT:
             _recent.clear()
-        _recent[bytes(segment)] = decoded
+        _recent[segment] = decoded
     return decoded
 
 
