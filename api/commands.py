@@ -126,8 +126,12 @@ class CommandBus:
         if kind == "rejection":
             raise ApiError.of(Rejection.model_validate(outcome))
         profile = UUID(outcome["profile_id"])
-        # A create that named a held customer user id resolves to that profile.
-        version = outcome.get("version") if kind == "applied" else None
-        if await self.reads.visible(profile, version, transaction_id):
+        # A resolution (a create that named a held customer user id) carries no version:
+        # the profile it names need only exist.
+        version, events = None, []
+        if kind == "applied":
+            version = outcome["version"]
+            events = [UUID(e) for e in outcome.get("event_ids", ())]
+        if await self.reads.visible(profile, version, transaction_id, events):
             return Written(profile, visible=True, command_id=command.command_id)
         return None

@@ -6,6 +6,7 @@ import base64
 import binascii
 import contextlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -295,9 +296,14 @@ class ReadModels:
             return found
 
     async def visible(
-        self, profile_id: UUID, version: int | None, transaction_id: str | None = None
+        self,
+        profile_id: UUID,
+        version: int | None,
+        transaction_id: str | None = None,
+        event_ids: Sequence[UUID] = (),
     ) -> bool:
-        """Whether the read model shows the profile at `version` (or as erased)."""
+        """Whether the read model shows the profile at `version` (or as erased), with the
+        purchase `transaction_id` and the journey events `event_ids`."""
         async with self.engine.connect() as connection:
             if version is None:
                 return await self.exists(profile_id)
@@ -311,15 +317,16 @@ class ReadModels:
                 )
             if stored < version:
                 return False
-            if transaction_id is None:
-                return True
-            ids = tables.transaction_ids.c
-            return bool(
-                await connection.scalar(
-                    sa.select(
-                        sa.exists().where(
-                            ids.profile_id == profile_id, ids.transaction_id == transaction_id
-                        )
-                    )
+            if transaction_id is not None:
+                ids = tables.transaction_ids.c
+                found = sa.exists().where(
+                    ids.profile_id == profile_id, ids.transaction_id == transaction_id
                 )
-            )
+                if not await connection.scalar(sa.select(found)):
+                    return False
+            if event_ids:
+                e = tables.profile_events.c
+                wanted = set(event_ids)
+                count = sa.select(sa.func.count()).where(e.profile_event_id.in_(wanted))
+                return await connection.scalar(count) == len(wanted)
+            return True

@@ -55,6 +55,8 @@ class Applied(Frozen):
     command_id: str
     profile_id: UUID
     version: int
+    # The journey events it published: the answer waits for them in the timeline too.
+    event_ids: tuple[UUID, ...] = ()
 
 
 class DeadLetter(Frozen):

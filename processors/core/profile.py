@@ -106,16 +106,18 @@ def evolve_profile(
     if new_state is not advanced or found or told:
         update["version"] = advanced.version + 1
     new_state = new_state.model_copy(update={**update, **told})
+    events = (*timed, *step.events, *found)
     applied = None
     if isinstance(message, CommandBase) and not step.rejections:
         applied = Applied(
             command_id=message.command_id,
             profile_id=new_state.profile_id,
             version=new_state.version,
+            event_ids=tuple(e.profile_event_id for e in events),
         )
     return ProfileOutcome(
         new_state,
-        (*timed, *step.events, *found),
+        events,
         tuple(step.rejections),
         tuple(step.to_chains),
         tuple(step.to_profiles),

@@ -386,3 +386,24 @@ async def test_a_future_dated_event_is_stored_but_hidden_until_due(catalogue: Ca
     assert ids not in [e["profile_event_id"] for e in shown_now.data]
     assert shown_later.data[0]["profile_event_id"] == ids
     assert shown_later.data[0]["event_properties"]["is_future_dated"] is True
+
+
+async def test_a_write_is_visible_once_its_journey_events_are_in(catalogue: Catalogue) -> None:
+    """The snapshot and the events of a command travel on two topics: an answer that read
+    the profile at the command's version must also find the command's events."""
+    pid = profile_id(3)
+    view = ProfileView.model_validate(catalogue.views[str(pid)])
+    noted = ProfileEvent(
+        profile_event_id=uuid4(),
+        event_type=EventType.PROFILE_UPDATED,
+        event_datetime=T0,
+        profile_id=pid,
+    )
+    reads = ReadModels(catalogue.engine)
+    assert await reads.visible(pid, view.version)
+    assert not await reads.visible(pid, view.version, event_ids=[noted.profile_event_id])
+    event = envelope(noted, Context.of_view(view))
+    record = Record("profile_events", event.model_dump_json().encode(), sequence=10**6)
+    await project(catalogue.url, [[record]])
+    assert await reads.visible(pid, view.version, event_ids=[noted.profile_event_id])
+    assert not await reads.visible(pid, view.version + 1, event_ids=[noted.profile_event_id])

@@ -313,6 +313,20 @@ def test_commands_on_a_missing_profile_are_rejected_with_404() -> None:
     assert not outcome.state.exists
 
 
+def test_an_acceptance_names_the_version_and_the_journey_events_it_published() -> None:
+    created = evolve_profile(None, create(ALICE, at=day(0)), day(0)).state
+    command = grant(None)
+    outcome = evolve_profile(created, command, day(1))
+    assert outcome.applied is not None
+    assert outcome.applied.version == outcome.state.version
+    published = [e.profile_event_id for e in outcome.events]
+    assert published
+    assert list(outcome.applied.event_ids) == published
+    again = evolve_profile(outcome.state, command, day(2))  # already applied: nothing new
+    assert again.applied is not None
+    assert again.applied.event_ids == ()
+
+
 def test_duplicate_command_is_a_no_op() -> None:
     command = attrs(plan="pro")
     ledger = run([command], day(1))
