@@ -6,8 +6,9 @@ Folds synthetic renewals through the in-memory ledger (the same pure folds the w
 runs), then times, on the states and outputs that left, each step the worker adds per
 event: decoding the input, encoding what it publishes, the snapshot view, and the state
 written to the changelogs. Each line is microseconds per item; the first, the fold itself,
-is the baseline the others compare with. Every step but decoding grows with a profile's
-history (`--events / --profiles` renewals each).
+is the baseline the others compare with. The garbage collector keeps a worker's pace.
+Every step but decoding grows with a profile's history (`--events / --profiles` renewals
+each).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bench.traffic import renewals
 from processors.core.ledger import Ledger
 from processors.core.view import profile_view
 from processors.stream.codecs import encode_state
+from runtime.collector import collect_seldom
 from schemas.messages import ChainMessage
 from schemas.state import ChainState, ProfileState
 
@@ -42,6 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"$ python -m bench.fold_costs --events {args.events} --profiles {args.profiles}")
     events = list(renewals(args.events, args.profiles))
+    collect_seldom()  # as in a worker
     ledger = Ledger()
     fold = per_item(ledger.submit, events)
     chains = list(ledger.chains.values())

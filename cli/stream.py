@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import ExitStack, asynccontextmanager, suppress
@@ -16,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from projections.migrate import upgrade
 from runtime.broker import BrokerError, EmbeddedBroker
 from runtime.catalog import Catalog, CatalogError, load_catalog
+from runtime.collector import collect_seldom
 from runtime.health import Health
 from runtime.logs import configure_logging, logging_config
 from runtime.postgres import DatabaseError, database, embedded_postgres
@@ -94,10 +94,7 @@ def worker(
         bootstrap = _bootstrap(settings, stack)
         _apply(catalog, bootstrap)
         processor = Processor(settings, catalog, bootstrap)
-        # The folds keep hundreds of thousands of small immutable objects alive, which the
-        # cyclic collector would otherwise walk every few hundred allocations; none of
-        # them needs it, so it runs seldom.
-        gc.set_threshold(100_000, 50, 100)
+        collect_seldom()
         _serve_health(settings, processor.health)
         Worker(
             processor.app,
