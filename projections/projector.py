@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -50,6 +51,9 @@ BATCH_RECORDS = Histogram(
     buckets=(1, 10, 100, 500, 1000, 5000, 20000),
 )
 BATCH_SECONDS = Histogram("subledger_projection_batch_seconds", "Time to write one batch")
+OUTCOMES_PRUNED = Counter(
+    "subledger_projection_outcomes_pruned_total", "Command outcomes past their topic's retention"
+)
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 T = TypeVar("T")
 ERASED = [t.name for t in (tables.profiles, tables.profile_events, *tables.PROFILE_CHILDREN)]
@@ -358,6 +362,22 @@ class Writer:
                 await pending
 
 
+# Outcomes leave the read model as their records leave `profile.outcomes`.
+PRUNE_OUTCOMES = (
+    "DELETE FROM command_outcomes WHERE recorded_at < now() - make_interval(secs => %s)"
+)
+PRUNE_EVERY = 60.0
+
+
+async def prune_outcomes(connection: Connection, retention_ms: int) -> int:
+    """Delete the outcomes recorded longer than `retention_ms` ago; how many went."""
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock_shared(%s)", (WRITE_LOCK,))
+        cursor = await connection.execute(PRUNE_OUTCOMES, (retention_ms / 1000,))
+    OUTCOMES_PRUNED.inc(cursor.rowcount)
+    return cursor.rowcount
+
+
 async def stored_offsets(
     connection: Connection, projection: str = NAME
 ) -> dict[tuple[str, int], int]:
@@ -378,7 +398,8 @@ def collect(records: Iterable[ConsumerRecord], topics: dict[str, str], batch: Ba
         elif kind == "profile_snapshots":
             batch.add_snapshot(orjson.loads(record.value), raw)
         else:
-            batch.add_outcome(orjson.loads(record.value), raw)
+            recorded_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+            batch.add_outcome(orjson.loads(record.value), raw, recorded_at)
 
 
 def source_consumer(bootstrap: str, fetch_wait_ms: int) -> AIOKafkaConsumer:
@@ -416,6 +437,9 @@ class Projector:
         self.health = Health("projector")
         self.ready_lag = ready_lag
         self._lag_at = float("-inf")
+        retention = catalog["profile_outcomes"].retention_ms
+        self.outcome_retention_ms = None if retention < 0 else retention
+        self._pruned_at = float("-inf")
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
@@ -428,6 +452,7 @@ class Projector:
             writer = Writer(connection)
             while not stop.is_set():
                 await self._watch_lag(consumer)
+                await self._prune(writer)
                 fetched = await consumer.getmany(timeout_ms=100, max_records=self.batch_size)
                 if not fetched:
                     await writer.drain()
@@ -445,6 +470,14 @@ class Projector:
         finally:
             await consumer.stop()
             await connection.close()
+
+    async def _prune(self, writer: Writer) -> None:
+        """Once a minute: the outcomes past their topic's retention go."""
+        if self.outcome_retention_ms is None or time.monotonic() - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = time.monotonic()
+        await writer.drain()
+        await prune_outcomes(writer.connection, self.outcome_retention_ms)
 
     async def _watch_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Once a second: lag per partition, and ready when within `ready_lag` records."""

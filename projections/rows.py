@@ -160,8 +160,8 @@ def event_row(event: Record, raw: str, sequence: int) -> Row:
     return tuple(values[column] for column in COLUMNS["profile_events"])
 
 
-def outcome_row(outcome: Record, raw: str) -> Row:
-    return _row(tables.command_outcomes, {**outcome, "outcome": raw})
+def outcome_row(outcome: Record, raw: str, recorded_at: datetime) -> Row:
+    return _row(tables.command_outcomes, {**outcome, "outcome": raw, "recorded_at": recorded_at})
 
 
 @dataclass
@@ -180,9 +180,9 @@ class Batch:
     def add_event(self, event: Record, raw: str, sequence: int) -> None:
         self.events.append(event_row(event, raw, sequence))
 
-    def add_outcome(self, outcome: Record, raw: str) -> None:
+    def add_outcome(self, outcome: Record, raw: str, recorded_at: datetime) -> None:
         # A rejection and an acceptance never share a command id; the first kept wins.
-        self.outcomes.setdefault(outcome["command_id"], outcome_row(outcome, raw))
+        self.outcomes.setdefault(outcome["command_id"], outcome_row(outcome, raw, recorded_at))
 
     def live(self) -> Iterator[tuple[Record, str]]:
         return (p for p in self.profiles.values() if not p[0].get("deleted"))

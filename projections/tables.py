@@ -234,7 +234,9 @@ profile_tombstones = Table(
     _at("deleted_at", nullable=False),
 )
 
-# How the folds answered each command: what a waiting API call reads.
+# How the folds answered each command: what a waiting API call reads. Kept as long as
+# `profile.outcomes` keeps its records (recorded_at is the record's timestamp), so that a
+# rebuild from the topic finds the same rows.
 command_outcomes = Table(
     "command_outcomes",
     metadata,
@@ -243,7 +245,9 @@ command_outcomes = Table(
     Column("profile_id", UUID(as_uuid=True), nullable=False),
     Column("version", BigInteger),
     Column("outcome", JSON, nullable=False),
+    _at("recorded_at", nullable=False),
 )
+Index("command_outcomes_recorded_at", command_outcomes.c.recorded_at)
 
 # Named filters over the profile list; membership is evaluated at query time.
 segments = Table(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 import psycopg
@@ -26,6 +26,8 @@ class Record:
     value: bytes
     # Where it sits in its topic (the offset a projector would see).
     sequence: int = 0
+    # When it was appended (a Kafka record's timestamp).
+    appended_at: datetime = datetime(2026, 1, 1, tzinfo=UTC)
 
     @property
     def raw(self) -> str:
@@ -89,5 +91,5 @@ async def project(url: str, batches: Sequence[Sequence[Record]]) -> None:
                 elif record.topic == "profile_events":
                     batch.add_event(value, record.raw, record.sequence)
                 else:
-                    batch.add_outcome(value, record.raw)
+                    batch.add_outcome(value, record.raw, record.appended_at)
             await write_batch(connection, batch, {("t", 0): number})

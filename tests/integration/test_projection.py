@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import orjson
 import psycopg
 import pytest
 
 from projections import tables
-from projections.projector import PROJECTED
+from projections.projector import PROJECTED, Projector, prune_outcomes
+from runtime.catalog import load_catalog
 from schemas.commands import DeleteProfile
 from tests.builders import T0
 from tests.corpus import corpus, profile_id
@@ -171,3 +173,33 @@ async def test_a_commit_that_writes_profiles_or_outcomes_is_notified(database: s
         await project(database, [snapshots[:1]])
         heard = [n.channel async for n in listener.notifies(timeout=1.0)]
     assert heard == [PROJECTED]
+
+
+async def test_outcomes_go_once_their_topic_would_have_dropped_them(database: str) -> None:
+    """A rebuild finds only the outcomes `profile.outcomes` still holds; the live read model
+    keeps no more than that."""
+    retention_ms = Projector(load_catalog(), "unused:9092", database).outcome_retention_ms
+    assert retention_ms == 86_400_000  # topics.yaml
+    now = datetime.now(UTC)
+    ages = {"old": timedelta(days=2), "edge": timedelta(hours=23), "new": timedelta(0)}
+    outcomes = [
+        Record(
+            "profile_outcomes",
+            orjson.dumps(
+                {
+                    "kind": "applied",
+                    "command_id": name,
+                    "profile_id": str(profile_id(0)),
+                    "version": 1,
+                }
+            ),
+            appended_at=now - age,
+        )
+        for name, age in ages.items()
+    ]
+    await project(database, [outcomes])
+    async with await psycopg.AsyncConnection.connect(database, autocommit=True) as connection:
+        assert await prune_outcomes(connection, retention_ms) == 1
+        assert await prune_outcomes(connection, retention_ms) == 0
+        cursor = await connection.execute("SELECT command_id FROM command_outcomes")
+        assert sorted(row[0] for row in await cursor.fetchall()) == ["edge", "new"]
