@@ -6,7 +6,9 @@ Runs the whole pipeline as separate processes (`subledger api`, `worker`, `proje
 embedded broker and PostgreSQL (or DATABASE_URL's server), feeds Stripe `invoice.paid`
 notifications at a steady rate, each a new subscription, and watches the read model for
 each invoice's transaction id. Prints the rate achieved and the latency from acceptance to
-the moment the purchase was queryable (p50, p99, max; resolution: the 20 ms watch).
+the moment the purchase was queryable (p50, p99, max; resolution: the 20 ms watch), then
+where that time went, hop by hop, from the timestamps of the records each step produced
+(raw record, normalized event, chain change, snapshot; milliseconds, wall clock).
 
 Acceptance is the broker's acknowledgement of the raw record, which is when ingress
 answers 200. `--via kafka` (default) appends the raw records as ingress does, so the load
@@ -36,12 +38,14 @@ from typing import Any
 import httpx
 import orjson
 import psycopg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.projection_throughput import fresh
 from runtime.broker import EmbeddedBroker, free_port, wait_for_port
 from runtime.catalog import load_catalog
+from runtime.kafka import end_offsets
 from runtime.postgres import embedded_postgres
+from runtime.settings import BrokerFlavor
 from schemas.enums import Store
 from schemas.raw import RawNotification
 
@@ -179,6 +183,79 @@ async def watch(
             await asyncio.sleep(0.02)
 
 
+# The topics a notification crosses, in order: the raw record, its normalized event, the
+# chain's change sent to the profile, and the profile's snapshot.
+HOPS = ("raw_stripe", "chain_inputs", "profile_inputs", "profile_snapshots")
+STEPS = ("raw appended -> normalized", "normalized -> chain folded", "chain folded -> snapshot")
+
+
+def _invoices_in(hop: str, value: bytes) -> list[int]:
+    """The invoices (by number) a record on `hop` is about: invoice i is subscription
+    `sub_i` of profile UUID(int=i + 1)."""
+    parsed = orjson.loads(value)
+    items = parsed if isinstance(parsed, list) else [parsed]
+    if hop == "raw_stripe":
+        keys = [
+            i["payload"]["data"]["object"]["parent"]["subscription_details"]["subscription"]
+            for i in items
+        ]
+    elif hop == "chain_inputs":
+        keys = [i["chain_key"] for i in items]
+    elif hop == "profile_inputs":
+        keys = [i["chain"]["chain_key"] for i in items if i.get("kind") == "chain_changed"]
+    else:
+        return [uuid.UUID(i["profile_id"]).int - 1 for i in items]
+    return [int(key.rpartition("_")[2]) for key in keys]
+
+
+async def produced_at(bootstrap: str) -> dict[str, dict[int, float]]:
+    """For each hop: when (wall clock) the first record about each invoice was produced."""
+    catalog = load_catalog()
+    names = {catalog[hop].name: hop for hop in HOPS}
+    partitions = [
+        TopicPartition(catalog[hop].name, p) for hop in HOPS for p in range(catalog[hop].partitions)
+    ]
+    ends = await end_offsets(bootstrap, partitions, BrokerFlavor.TANSU)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    found: dict[str, dict[int, float]] = {hop: {} for hop in HOPS}
+    try:
+        consumer.assign(partitions)
+        for tp in partitions:
+            consumer.seek(tp, 0)
+        read = dict.fromkeys(partitions, 0)
+        while any(read[tp] < ends[tp] for tp in partitions):
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                hop = names[tp.topic]
+                read[tp] = records[-1].offset + 1
+                for record in records:
+                    for invoice_number in _invoices_in(hop, record.value):
+                        found[hop].setdefault(invoice_number, record.timestamp / 1000)
+    finally:
+        await consumer.stop()
+    return found
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    """p50 and p99, in milliseconds."""
+    ordered = sorted(values)
+    return statistics.median(ordered) * 1000, ordered[max(int(len(ordered) * 0.99) - 1, 0)] * 1000
+
+
+def print_hops(found: dict[str, dict[int, float]], queryable: dict[int, float]) -> None:
+    """Each step's share: from its input's record to its output's record (wall clock)."""
+    print("where the time went, step by step:")
+    stamps = [*(found[hop] for hop in HOPS), queryable]
+    names = [*STEPS, "snapshot -> queryable"]
+    for name, before, after in zip(names, stamps[:-1], stamps[1:], strict=True):
+        deltas = [after[i] - at for i, at in before.items() if i in after]
+        if deltas:
+            p50, p99 = percentiles(deltas)
+            print(f"  {name:28} p50 {p50:5.0f} ms, p99 {p99:5.0f} ms")
+
+
 def start(role: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
     log = open(logs / f"{role[0]}.log", "wb")  # noqa: SIM115
     return subprocess.Popen(
@@ -223,17 +300,19 @@ async def main(rate: float, seconds: float, grace: float, via: str) -> None:
             done.set()
             with suppress(TimeoutError):
                 await asyncio.wait_for(watcher, timeout=grace)
-            latencies = sorted(seen[t] - accepted[t] for t in seen if t in accepted)
+            latencies = [seen[t] - accepted[t] for t in seen if t in accepted]
             missing = len(accepted) - len(latencies)
             print(f"asked {rate:,.0f}/s for {seconds:.0f}s via {via}; accepted {achieved:,.0f}/s")
             if latencies:
-                p99 = latencies[int(len(latencies) * 0.99) - 1]
+                p50, p99 = percentiles(latencies)
                 print(
-                    f"accepted -> queryable: p50 {statistics.median(latencies) * 1000:.0f} ms, "
-                    f"p99 {p99 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms "
-                    f"over {len(latencies):,} notifications"
+                    f"accepted -> queryable: p50 {p50:.0f} ms, p99 {p99:.0f} ms, "
+                    f"max {max(latencies) * 1000:.0f} ms over {len(latencies):,} notifications"
                     + (f"; {missing} not visible after {grace:.0f}s" if missing else "")
                 )
+                wall = time.time() - time.perf_counter()
+                queryable = {int(t.removeprefix("in_")): at + wall for t, at in seen.items()}
+                print_hops(await produced_at(broker.bootstrap), queryable)
         finally:
             for process in processes:
                 process.terminate()
