@@ -362,18 +362,24 @@ class Writer:
                 await pending
 
 
-# Outcomes leave the read model as their records leave `profile.outcomes`.
-PRUNE_OUTCOMES = (
-    "DELETE FROM command_outcomes WHERE recorded_at < now() - make_interval(secs => %s)"
-)
+# Outcomes leave the read model as their records leave `profile.outcomes`, a chunk at a
+# time, so that a large backlog (the day after an upgrade) never holds up a batch for long.
+PRUNE_OUTCOMES = """
+    DELETE FROM command_outcomes WHERE command_id IN (
+        SELECT command_id FROM command_outcomes
+        WHERE recorded_at < now() - make_interval(secs => %s) LIMIT %s)
+"""
 PRUNE_EVERY = 60.0
+PRUNE_CHUNK = 10_000
 
 
-async def prune_outcomes(connection: Connection, retention_ms: int) -> int:
-    """Delete the outcomes recorded longer than `retention_ms` ago; how many went."""
+async def prune_outcomes(
+    connection: Connection, retention_ms: int, chunk: int = PRUNE_CHUNK
+) -> int:
+    """Delete up to `chunk` outcomes recorded longer than `retention_ms` ago; how many went."""
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock_shared(%s)", (WRITE_LOCK,))
-        cursor = await connection.execute(PRUNE_OUTCOMES, (retention_ms / 1000,))
+        cursor = await connection.execute(PRUNE_OUTCOMES, (retention_ms / 1000, chunk))
     OUTCOMES_PRUNED.inc(cursor.rowcount)
     return cursor.rowcount
 
@@ -472,12 +478,13 @@ class Projector:
             await connection.close()
 
     async def _prune(self, writer: Writer) -> None:
-        """Once a minute: the outcomes past their topic's retention go."""
+        """Once a minute, the outcomes past their topic's retention go; while whole chunks
+        go, a chunk between every two batches."""
         if self.outcome_retention_ms is None or time.monotonic() - self._pruned_at < PRUNE_EVERY:
             return
-        self._pruned_at = time.monotonic()
         await writer.drain()
-        await prune_outcomes(writer.connection, self.outcome_retention_ms)
+        pruned = await prune_outcomes(writer.connection, self.outcome_retention_ms)
+        self._pruned_at = float("-inf") if pruned == PRUNE_CHUNK else time.monotonic()
 
     async def _watch_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Once a second: lag per partition, and ready when within `ready_lag` records."""

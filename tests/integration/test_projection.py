@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +13,7 @@ import psycopg
 import pytest
 
 from projections import tables
-from projections.projector import PROJECTED, Projector, prune_outcomes
+from projections.projector import PROJECTED, Projector, Writer, prune_outcomes
 from runtime.catalog import load_catalog
 from schemas.commands import DeleteProfile
 from tests.builders import T0
@@ -178,10 +179,16 @@ async def test_a_commit_that_writes_profiles_or_outcomes_is_notified(database: s
 async def test_outcomes_go_once_their_topic_would_have_dropped_them(database: str) -> None:
     """A rebuild finds only the outcomes `profile.outcomes` still holds; the live read model
     keeps no more than that."""
-    retention_ms = Projector(load_catalog(), "unused:9092", database).outcome_retention_ms
+    projector = Projector(load_catalog(), "unused:9092", database)
+    retention_ms = projector.outcome_retention_ms
     assert retention_ms == 86_400_000  # topics.yaml
     now = datetime.now(UTC)
-    ages = {"old": timedelta(days=2), "edge": timedelta(hours=23), "new": timedelta(0)}
+    ages = {
+        "older": timedelta(days=3),
+        "old": timedelta(days=2),
+        "edge": timedelta(hours=23),
+        "new": timedelta(0),
+    }
     outcomes = [
         Record(
             "profile_outcomes",
@@ -199,7 +206,13 @@ async def test_outcomes_go_once_their_topic_would_have_dropped_them(database: st
     ]
     await project(database, [outcomes])
     async with await psycopg.AsyncConnection.connect(database, autocommit=True) as connection:
+        assert await prune_outcomes(connection, retention_ms, chunk=1) == 1  # a chunk at a time
         assert await prune_outcomes(connection, retention_ms) == 1
         assert await prune_outcomes(connection, retention_ms) == 0
+        cursor = await connection.execute("SELECT command_id FROM command_outcomes")
+        assert sorted(row[0] for row in await cursor.fetchall()) == ["edge", "new"]
+
+        await project(database, [[dataclasses.replace(outcomes[0], appended_at=now - ages["old"])]])
+        await projector._prune(Writer(connection))  # what the projector runs between batches
         cursor = await connection.execute("SELECT command_id FROM command_outcomes")
         assert sorted(row[0] for row in await cursor.fetchall()) == ["edge", "new"]
