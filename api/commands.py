@@ -26,6 +26,7 @@ from api.reads import ReadModels
 from ingress.publisher import Publisher
 from projections.projector import PROJECTED
 from runtime.catalog import Catalog
+from schemas.base import from_builtins, to_json
 from schemas.commands import CommandBase
 from schemas.outputs import Rejection
 
@@ -98,9 +99,7 @@ class CommandBus:
         """Publish, then wait for the answer; `transaction_id` also waits for that purchase
         to reach the profile (it travels through its chain first)."""
         started = time.monotonic()
-        await self.publisher.publish(
-            self.topic, str(command.profile_id).encode(), command.model_dump_json().encode()
-        )
+        await self.publisher.publish(self.topic, str(command.profile_id).encode(), to_json(command))
         deadline = started + self.timeout
         pause = FIRST_POLL
         outcome: dict[str, Any] | None = None
@@ -124,7 +123,7 @@ class CommandBus:
     ) -> Written | None:
         kind = outcome["kind"]
         if kind == "rejection":
-            raise ApiError.of(Rejection.model_validate(outcome))
+            raise ApiError.of(from_builtins(Rejection, outcome))
         profile = UUID(outcome["profile_id"])
         # A resolution (a create that named a held customer user id) carries no version:
         # the profile it names need only exist.

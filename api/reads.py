@@ -6,7 +6,7 @@ import base64
 import binascii
 import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -318,9 +318,16 @@ class ReadModels:
             if stored < version:
                 return False
             if transaction_id is not None:
-                ids = tables.transaction_ids.c
-                found = sa.exists().where(
-                    ids.profile_id == profile_id, ids.transaction_id == transaction_id
+                # In the snapshot's own rows: the purchase as a subscription, a one-time
+                # purchase or an access level it gives (a restored or shared one).
+                found = sa.or_(
+                    *(
+                        sa.exists().where(
+                            c.profile_id == profile_id,
+                            sa.or_(*(column == transaction_id for column in columns)),
+                        )
+                        for c, columns in _purchase_columns()
+                    )
                 )
                 if not await connection.scalar(sa.select(found)):
                     return False
@@ -330,3 +337,11 @@ class ReadModels:
                 count = sa.select(sa.func.count()).where(e.profile_event_id.in_(wanted))
                 return await connection.scalar(count) == len(wanted)
             return True
+
+
+def _purchase_columns() -> Iterator[tuple[Any, tuple[Any, ...]]]:
+    """Each read-model table that shows a purchase, with its transaction id columns."""
+    s, n, a = tables.subscriptions.c, tables.non_subscriptions.c, tables.access_levels.c
+    yield s, (s.store_transaction_id, s.store_original_transaction_id)
+    yield n, (n.store_transaction_id,)
+    yield a, (a.store_transaction_id, a.store_original_transaction_id)

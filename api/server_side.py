@@ -36,6 +36,7 @@ from schemas.api import (
     SetTransactionRequest,
     TransferRequest,
 )
+from schemas.base import from_builtins
 from schemas.commands import (
     AddNote,
     CommandBase,
@@ -54,7 +55,7 @@ from schemas.commands import (
 )
 from schemas.enums import CancellationReason, OfferCategory
 from schemas.events import Offer, RenewalInfo, TransactionInfo, chain_key_of
-from schemas.profile import ProfileFields
+from schemas.profile import PROFILE_FIELD_NAMES, CustomAttribute, ProfileFields
 
 V2 = "/api/v2/server-side-api"
 V1 = "/api/v1/server-side-api"
@@ -244,8 +245,8 @@ def server_side_router(
         command = CreateProfile(
             **about(request, profile),
             customer_user_id=customer,
-            fields=ProfileFields.model_validate(body.model_dump(include=set(_FIELDS))),
-            custom_attributes=tuple(body.custom_attributes),
+            fields=_fields(body, PROFILE_FIELD_NAMES),
+            custom_attributes=_attributes(body),
         )
         return await answer(await write(command))
 
@@ -258,12 +259,12 @@ def server_side_router(
         body = await body_of(request, ProfileRequest)
         _installation_required(body)
         profile = await addressed(request)
-        given = body.model_fields_set & _FIELDS
+        given = body.model_fields_set & PROFILE_FIELD_NAMES
         command = UpdateProfile(
             **about(request, profile),
-            fields=ProfileFields.model_validate(body.model_dump(include=given, exclude_none=True)),
+            fields=_fields(body, given),
             unset=tuple(sorted(f for f in given if getattr(body, f) is None)),
-            custom_attributes=tuple(body.custom_attributes),
+            custom_attributes=_attributes(body),
             seen_at=now(),
         )
         return await answer(await write(command))
@@ -387,4 +388,11 @@ def server_side_router(
     return router
 
 
-_FIELDS = frozenset(ProfileFields.model_fields)
+def _fields(body: ProfileRequest, names: frozenset[str] | set[str]) -> ProfileFields:
+    """The named profile fields of a body (validated by pydantic) as the fold takes them."""
+    given = body.model_dump(mode="json", include=set(names), exclude_none=True)
+    return from_builtins(ProfileFields, given)
+
+
+def _attributes(body: ProfileRequest) -> tuple[CustomAttribute, ...]:
+    return tuple(CustomAttribute(key=a.key, value=a.value) for a in body.custom_attributes)

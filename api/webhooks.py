@@ -21,7 +21,7 @@ from api.bodies import body_of
 from api.errors import ApiError
 from api.responses import json_response
 from projections import tables
-from schemas.base import Frozen, Instant
+from schemas.boundary import Frozen, Instant
 from schemas.enums import EventType
 
 E = tables.webhook_endpoints.c

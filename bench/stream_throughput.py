@@ -31,6 +31,7 @@ from bench.traffic import renewals
 from runtime.broker import EmbeddedBroker
 from runtime.catalog import load_catalog
 from runtime.topics import apply_topics
+from schemas.base import to_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +45,7 @@ async def load(bootstrap: str, topic: str, events: int, profiles: int) -> dict[s
     last: dict[str, str] = {}
     started = time.perf_counter()
     for event in renewals(events, profiles):
-        await producer.send(topic, event.model_dump_json().encode(), key=event.chain_key.encode())
+        await producer.send(topic, to_json(event), key=event.chain_key.encode())
         last[str(event.profile.profile_id)] = event.received_at.isoformat().replace("+00:00", "Z")  # type: ignore[union-attr]
     await producer.flush()
     await producer.stop()

@@ -28,6 +28,7 @@ from cli.stream import _apply, _bootstrap, _catalog, _database
 from runtime.broker import free_port, wait_for_port
 from runtime.catalog import Catalog
 from runtime.settings import Settings
+from schemas.base import to_json
 from schemas.events import StoreEvent
 from schemas.messages import Input
 
@@ -45,7 +46,7 @@ async def publish(bootstrap: str, catalog: Catalog, inputs: list[Input]) -> None
                 topic, key = catalog["chain_inputs"].name, item.chain_key
             else:
                 topic, key = catalog["profile_commands"].name, str(item.profile_id)
-            await producer.send(topic, item.model_dump_json().encode(), key=key.encode())
+            await producer.send(topic, to_json(item), key=key.encode())
         await producer.flush()
     finally:
         await producer.stop()

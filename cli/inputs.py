@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
+import msgspec
+import orjson
 import typer
-from pydantic import TypeAdapter, ValidationError
 
-from schemas.base import Instant
+from schemas.base import from_json
 from schemas.messages import Input
-
-_INPUT = TypeAdapter(Input)
-INSTANT = TypeAdapter(Instant)
 
 
 def parse_instant(value: str) -> datetime:
     try:
-        return INSTANT.validate_python(value)
-    except ValidationError as error:
+        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as error:
         raise typer.BadParameter(f"{value!r} is not an ISO 8601 instant with an offset") from error
+    if instant.tzinfo is None:
+        raise typer.BadParameter(f"{value!r} is not an ISO 8601 instant with an offset")
+    return instant.astimezone(UTC)
 
 
 class InputError(Exception):
@@ -31,9 +32,19 @@ def read_inputs(lines: list[bytes], source: str) -> list[Input]:
         if not line.strip():
             continue
         try:
-            items.append(_INPUT.validate_json(line))
-        except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "line"
-            raise InputError(f"{source}:{number}: {where}: {first['msg']}") from error
+            items.append(from_json(Input, line))  # type: ignore[arg-type]
+        except (msgspec.ValidationError, msgspec.DecodeError) as error:
+            raise InputError(f"{source}:{number}: {_where(line, error)}") from error
     return items
+
+
+def _where(line: bytes, error: Exception) -> str:
+    """`kind.field: reason`, as far as the line tells them."""
+    message, _, at = str(error).partition(" - at `$")
+    field = at.rstrip("`").lstrip(".")
+    try:
+        kind = orjson.loads(line).get("kind")
+    except (orjson.JSONDecodeError, AttributeError):
+        kind = None
+    where = ".".join(part for part in (kind, field) if part) or "line"
+    return f"{where}: {message}"

@@ -10,8 +10,9 @@ import orjson
 import typer
 
 from cli import dev, operate, simulate, stream
-from cli.inputs import INSTANT, InputError, parse_instant, read_inputs
+from cli.inputs import InputError, parse_instant, read_inputs
 from processors.core.ledger import Ledger
+from schemas.base import to_builtins
 from schemas.messages import instant_of
 
 app = typer.Typer(
@@ -72,12 +73,12 @@ def fold(
         raise typer.Exit(code=2)
     ledger.advance(at)
     out: dict[str, Any] = {
-        "now": INSTANT.dump_python(at, mode="json"),
-        "profiles": [v.model_dump(mode="json") for v in ledger.views(at)],
+        "now": to_builtins(at),
+        "profiles": [to_builtins(v) for v in ledger.views(at)],
     }
     if events:
-        out["events"] = [e.model_dump(mode="json") for e in ledger.events]
-        out["rejections"] = [r.model_dump(mode="json") for r in ledger.rejections]
+        out["events"] = [to_builtins(e) for e in ledger.events]
+        out["rejections"] = [to_builtins(r) for r in ledger.rejections]
     sys.stdout.buffer.write(orjson.dumps(out, option=orjson.OPT_INDENT_2) + b"\n")
 
 

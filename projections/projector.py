@@ -77,7 +77,13 @@ async def prepare(connection: Connection) -> None:
     # A batch's staging rows stay in memory (set before the first temporary table is used).
     await connection.execute("SET temp_buffers = '64MB'")
     async with connection.transaction():
-        for table in ("profiles", "profile_events", "command_outcomes", *CHILD_ROWS):
+        for table in (
+            "profiles",
+            "profile_events",
+            "command_outcomes",
+            "transaction_ids",
+            *CHILD_ROWS,
+        ):
             await connection.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {_staging(table)} "
                 f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
@@ -181,6 +187,7 @@ def prepare_rows(batch: Batch, offsets: dict[tuple[str, int], int]) -> Prepared:
         rows[table] = [r for v, _ in live for r in rows_of(v)]
     rows["profile_events"] = batch.events
     rows["command_outcomes"] = list(batch.outcomes.values())
+    rows["transaction_ids"] = sorted(batch.transaction_ids)
     return Prepared(rows, batch.erased(), dict(offsets), len(batch))
 
 
@@ -202,6 +209,12 @@ REPLACE_CHILDREN = "".join(
         JOIN changed_profiles c ON c.profile_id = i.profile_id;"""
     for table in CHILD_ROWS
 )
+# A profile is found by every store id its events have named; only its erasure forgets them.
+INSERT_TRANSACTION_IDS = f"""
+    INSERT INTO transaction_ids SELECT i.* FROM {_staging("transaction_ids")} i
+    WHERE NOT EXISTS (SELECT 1 FROM profile_tombstones t WHERE t.profile_id = i.profile_id)
+    ON CONFLICT DO NOTHING
+"""
 INSERT_OUTCOMES = (
     f"INSERT INTO command_outcomes SELECT * FROM {_staging('command_outcomes')} "
     "ON CONFLICT (command_id) DO NOTHING"
@@ -230,6 +243,8 @@ def _script(prepared: Prepared, projection: str, mode: Mode) -> sql.Composed:
     ]
     if prepared.rows.get("profile_events"):
         parts.append(sql.SQL(events + ";"))
+    if prepared.rows.get("transaction_ids"):
+        parts.append(sql.SQL(INSERT_TRANSACTION_IDS + ";"))
     if mode.fan_out and (prepared.rows["profiles"] or prepared.rows["command_outcomes"]):
         parts.append(sql.SQL(f"NOTIFY {PROJECTED};"))
     if prepared.erased:

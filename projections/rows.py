@@ -114,11 +114,6 @@ def _non_subscriptions(view: Record) -> Iterator[Row]:
         yield _row(tables.non_subscriptions, {**purchase, "profile_id": view["profile_id"]})
 
 
-def _transaction_ids(view: Record) -> Iterator[Row]:
-    for transaction_id in view.get("transaction_ids") or ():
-        yield (transaction_id, view["profile_id"])
-
-
 def _custom_attributes(view: Record) -> Iterator[Row]:
     for key, value in (view.get("custom_attributes") or {}).items():
         text, number = (value, None) if isinstance(value, str) else (None, value)
@@ -134,7 +129,6 @@ CHILD_ROWS: dict[str, Callable[[Record], Iterator[Row]]] = {
     "access_levels": _access_levels,
     "subscriptions": _subscriptions,
     "non_subscriptions": _non_subscriptions,
-    "transaction_ids": _transaction_ids,
     "custom_attributes": _custom_attributes,
     "notes": _notes,
 }
@@ -171,6 +165,8 @@ class Batch:
     profiles: dict[str, tuple[Record, str]] = field(default_factory=dict)
     events: list[Row] = field(default_factory=list)
     outcomes: dict[str, Row] = field(default_factory=dict)
+    # (transaction id, profile id): every store id an event of the profile names.
+    transaction_ids: set[Row] = field(default_factory=set)
 
     def add_snapshot(self, view: Record, raw: str) -> None:
         known = self.profiles.get(view["profile_id"])
@@ -179,6 +175,10 @@ class Batch:
 
     def add_event(self, event: Record, raw: str, sequence: int) -> None:
         self.events.append(event_row(event, raw, sequence))
+        properties = event.get("event_properties") or {}
+        for name in ("transaction_id", "original_transaction_id"):
+            if found := properties.get(name):
+                self.transaction_ids.add((found, event["profile_id"]))
 
     def add_outcome(self, outcome: Record, raw: str, recorded_at: datetime) -> None:
         # A rejection and an acceptance never share a command id; the first kept wins.

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "topics.yaml"
 
@@ -34,11 +34,11 @@ class TopicSpec(BaseModel):
     source: bool = False
 
     @cached_property
-    def adapter(self) -> TypeAdapter[Any]:
-        """Validates and serialises this topic's values."""
+    def value_type(self) -> Any:
+        """The contract of this topic's values (a model or union under schemas/)."""
         module, _, attribute = self.value.rpartition(".")
         try:
-            return TypeAdapter(getattr(importlib.import_module(module), attribute))
+            return getattr(importlib.import_module(module), attribute)
         except (ImportError, AttributeError) as error:
             raise CatalogError(f"topic {self.id}: no schema {self.value}") from error
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -45,7 +46,7 @@ class Settings(BaseSettings):
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     # A process is ready once it has recovered and at most this many records are left to
-    # read on its partitions.
+    # read on its partitions; 0 asks for nothing left, due wake-ups of the worker included.
     ready_lag: int = Field(default=1000, ge=0)
     # Logs as one JSON object per line (for collectors) or as text.
     log_format: Literal["text", "json"] = "text"
@@ -88,6 +89,8 @@ class Settings(BaseSettings):
     sharing_policy: SharingPolicy = SharingPolicy.SHARED
     small_business: bool = False
     access_levels: frozenset[str] = frozenset({"premium"})
+    # How long an auto-renewing period stays active past its expiry awaiting the renewal.
+    renewal_leeway_seconds: int = Field(default=3600, ge=0, le=7 * 86400)
 
     @property
     def processor_app_id(self) -> str:
@@ -100,4 +103,5 @@ class Settings(BaseSettings):
             sharing_policy=self.sharing_policy,
             small_business=self.small_business,
             access_levels=self.access_levels,
+            renewal_leeway=timedelta(seconds=self.renewal_leeway_seconds),
         )

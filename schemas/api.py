@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from typing import Literal, Self
 from uuid import UUID
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from schemas.base import Frozen, Instant
+from schemas.boundary import CountryCode, CurrencyCode, Email, Frozen, Instant
 from schemas.enums import (
     CancellationReason,
     EmailEventKind,
     Environment,
+    Gender,
     OfferCategory,
     OfferType,
+    Platform,
     PurchaseStatus,
     Store,
     SubscriptionState,
 )
-from schemas.money import CountryCode, CurrencyCode
-from schemas.profile import CustomAttribute, ProfileFields
 
 # --- the query API ----------------------------------------------------------------------
 
@@ -82,11 +83,62 @@ class SegmentRequest(Frozen):
 # --- the server-side API (Adapty v2) ------------------------------------------------------
 
 
-class ProfileRequest(ProfileFields):
+class InstallationMetaBody(Frozen):
+    device_id: str = Field(min_length=1)
+    device: str | None = None
+    locale: str | None = None
+    os: str | None = None
+    platform: Platform | None = None
+    timezone: str | None = None
+    user_agent: str | None = None
+    app_build: str | None = None
+    app_version: str | None = None
+    adapty_sdk_version: str | None = None
+    idfa: str | None = None
+    idfv: str | None = None
+    advertising_id: str | None = None
+    android_id: str | None = None
+    android_app_set_id: str | None = None
+
+
+class ProfileFieldsBody(Frozen):
+    """The profile fields (schemas.profile.ProfileFields) as the server-side API takes them."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    gender: Gender | None = None
+    email: Email | None = None
+    phone_number: str | None = None
+    birthday: date | None = None
+    ip_country: CountryCode | None = None
+    store_country: str | None = None
+    store: Store | None = None
+    store_account_token: UUID | None = None
+    att_status: Literal[0, 1, 2, 3] | None = None
+    analytics_disabled: bool | None = None
+    installation_meta: InstallationMetaBody | None = None
+
+
+class CustomAttributeBody(Frozen):
+    """Key and length rules are the fold's (DOMAIN.md 7), so that a bad one is a rejection."""
+
+    key: str
+    value: str | float | None
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _string_or_number(cls, value: object) -> object:
+        # JSON booleans would otherwise pass as the numbers 1 and 0.
+        if isinstance(value, bool):
+            raise ValueError("an attribute value is a string or a number")
+        return value
+
+
+class ProfileRequest(ProfileFieldsBody):
     """Create and update bodies: the profile fields plus custom attributes (seed 003)."""
 
     ip_v4_address: str | None = None
-    custom_attributes: list[CustomAttribute] = Field(default=[], max_length=30)
+    custom_attributes: list[CustomAttributeBody] = Field(default=[], max_length=30)
 
 
 class Price(Frozen):

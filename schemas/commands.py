@@ -6,137 +6,155 @@ it was issued. Commands are imperative; the events the fold emits for them are p
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
 from uuid import UUID
 
-from pydantic import Field, model_validator
-
-from schemas.base import Frozen, Instant
+from schemas.base import Instant, NonEmpty, Record, require, utc
 from schemas.enums import EmailEventKind, Environment, Store
 from schemas.events import RenewalInfo, TransactionInfo
-from schemas.profile import CustomAttribute, ProfileFields
+from schemas.profile import PROFILE_FIELD_NAMES, CustomAttribute, ProfileFields
 
 
-class CommandBase(Frozen):
-    command_id: str = Field(min_length=1)
+class CommandBase(Record, tag_field="kind", frozen=True, kw_only=True, omit_defaults=True):
+    command_id: NonEmpty
     issued_at: Instant
     profile_id: UUID
 
+    def __post_init__(self) -> None:
+        utc(self, ("issued_at",))
 
-class CreateProfile(CommandBase):
+
+class CreateProfile(
+    CommandBase, tag="create_profile", frozen=True, kw_only=True, omit_defaults=True
+):
     """Create a profile, or identify it when `customer_user_id` is given."""
 
-    kind: Literal["create_profile"] = "create_profile"
-    customer_user_id: str | None = Field(default=None, min_length=1)
+    customer_user_id: NonEmpty | None = None
     fields: ProfileFields = ProfileFields()
     custom_attributes: tuple[CustomAttribute, ...] = ()
 
 
-class IdentifyProfile(CommandBase):
-    kind: Literal["identify_profile"] = "identify_profile"
-    customer_user_id: str = Field(min_length=1)
+class IdentifyProfile(
+    CommandBase, tag="identify_profile", frozen=True, kw_only=True, omit_defaults=True
+):
+    customer_user_id: NonEmpty
 
 
-class UpdateProfile(CommandBase):
-    kind: Literal["update_profile"] = "update_profile"
+class UpdateProfile(
+    CommandBase, tag="update_profile", frozen=True, kw_only=True, omit_defaults=True
+):
     fields: ProfileFields = ProfileFields()
     # Field names to clear (a JSON null in the API's PATCH body).
     unset: tuple[str, ...] = ()
     custom_attributes: tuple[CustomAttribute, ...] = ()
     seen_at: Instant | None = None
 
-    @model_validator(mode="after")
-    def _unset_names_fields(self) -> Self:
-        unknown = set(self.unset) - set(ProfileFields.model_fields)
-        if unknown:
-            raise ValueError(f"unknown profile fields: {sorted(unknown)}")
-        return self
+    def __post_init__(self) -> None:
+        utc(self, ("issued_at", "seen_at"))
+        unknown = set(self.unset) - PROFILE_FIELD_NAMES
+        require(not unknown, f"unknown profile fields: {sorted(unknown)}")
 
 
-class SetCustomAttributes(CommandBase):
-    kind: Literal["set_custom_attributes"] = "set_custom_attributes"
+class SetCustomAttributes(
+    CommandBase, tag="set_custom_attributes", frozen=True, kw_only=True, omit_defaults=True
+):
     custom_attributes: tuple[CustomAttribute, ...]
 
 
-class SetTransaction(CommandBase):
+class SetTransaction(
+    CommandBase, tag="set_transaction", frozen=True, kw_only=True, omit_defaults=True
+):
     """Record a transaction made outside the connected stores' webhooks (facts 1.8.3)."""
 
-    kind: Literal["set_transaction"] = "set_transaction"
     store: Store
     environment: Environment = Environment.PRODUCTION
     transaction: TransactionInfo
     renewal: RenewalInfo | None = None
 
 
-class GrantAccessLevel(CommandBase):
-    kind: Literal["grant_access_level"] = "grant_access_level"
-    access_level_id: str = Field(min_length=1)
+class GrantAccessLevel(
+    CommandBase, tag="grant_access_level", frozen=True, kw_only=True, omit_defaults=True
+):
+    access_level_id: NonEmpty
     starts_at: Instant | None = None
     # None grants lifetime access.
     expires_at: Instant | None = None
 
+    def __post_init__(self) -> None:
+        utc(self, ("issued_at", "starts_at", "expires_at"))
 
-class RevokeAccessLevel(CommandBase):
-    kind: Literal["revoke_access_level"] = "revoke_access_level"
-    access_level_id: str = Field(min_length=1)
+
+class RevokeAccessLevel(
+    CommandBase, tag="revoke_access_level", frozen=True, kw_only=True, omit_defaults=True
+):
+    access_level_id: NonEmpty
     # None revokes at once.
     revoke_at: Instant | None = None
 
+    def __post_init__(self) -> None:
+        utc(self, ("issued_at", "revoke_at"))
 
-class AddNote(CommandBase):
-    kind: Literal["add_note"] = "add_note"
-    note_id: str = Field(min_length=1)
+
+class AddNote(CommandBase, tag="add_note", frozen=True, kw_only=True, omit_defaults=True):
+    note_id: NonEmpty
     text: str
 
 
-class EditNote(CommandBase):
-    kind: Literal["edit_note"] = "edit_note"
-    note_id: str = Field(min_length=1)
+class EditNote(CommandBase, tag="edit_note", frozen=True, kw_only=True, omit_defaults=True):
+    note_id: NonEmpty
     text: str
 
 
-class DeleteNote(CommandBase):
-    kind: Literal["delete_note"] = "delete_note"
-    note_id: str = Field(min_length=1)
+class DeleteNote(CommandBase, tag="delete_note", frozen=True, kw_only=True, omit_defaults=True):
+    note_id: NonEmpty
 
 
-class TransferAccess(CommandBase):
+class TransferAccess(
+    CommandBase, tag="transfer_access", frozen=True, kw_only=True, omit_defaults=True
+):
     """Move every store purchase of `profile_id` to `to_profile_id`."""
 
-    kind: Literal["transfer_access"] = "transfer_access"
     to_profile_id: UUID
 
-    @model_validator(mode="after")
-    def _distinct(self) -> Self:
-        if self.to_profile_id == self.profile_id:
-            raise ValueError("cannot transfer access to the same profile")
-        return self
+    def __post_init__(self) -> None:
+        utc(self, ("issued_at",))
+        require(self.to_profile_id != self.profile_id, "cannot transfer access to the same profile")
 
 
-class RestorePurchases(CommandBase):
+class RestorePurchases(
+    CommandBase, tag="restore_purchases", frozen=True, kw_only=True, omit_defaults=True
+):
     """The profile restored these store chains (its device's store account owns them)."""
 
-    kind: Literal["restore_purchases"] = "restore_purchases"
-    chain_keys: tuple[str, ...] = Field(min_length=1)
+    chain_keys: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        utc(self, ("issued_at",))
+        require(len(self.chain_keys) > 0, "chain_keys must name at least one chain")
 
 
-class DeleteProfile(CommandBase):
-    kind: Literal["delete_profile"] = "delete_profile"
+class DeleteProfile(
+    CommandBase, tag="delete_profile", frozen=True, kw_only=True, omit_defaults=True
+):
+    pass
 
 
-class RecordEmailEvent(CommandBase):
-    kind: Literal["record_email_event"] = "record_email_event"
-    email_id: str = Field(min_length=1)
+class RecordEmailEvent(
+    CommandBase, tag="record_email_event", frozen=True, kw_only=True, omit_defaults=True
+):
+    email_id: NonEmpty
     campaign_id: str | None = None
     event: EmailEventKind
     occurred_at: Instant
 
+    def __post_init__(self) -> None:
+        utc(self, ("issued_at", "occurred_at"))
 
-class Unsubscribe(CommandBase):
-    kind: Literal["unsubscribe"] = "unsubscribe"
+
+class Unsubscribe(CommandBase, tag="unsubscribe", frozen=True, kw_only=True, omit_defaults=True):
+    pass
 
 
-Command = Annotated[
+Command = (
     CreateProfile
     | IdentifyProfile
     | UpdateProfile
@@ -151,6 +169,5 @@ Command = Annotated[
     | RestorePurchases
     | DeleteProfile
     | RecordEmailEvent
-    | Unsubscribe,
-    Field(discriminator="kind"),
-]
+    | Unsubscribe
+)

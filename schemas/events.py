@@ -7,12 +7,11 @@ state at the store's signed time. The chain fold merges these facts; the journey
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
 from uuid import UUID
 
-from pydantic import Field, model_validator
+from msgspec.structs import force_setattr
 
-from schemas.base import Frozen, Instant
+from schemas.base import Instant, NonEmpty, Record, require, utc
 from schemas.enums import (
     CancellationReason,
     Environment,
@@ -21,21 +20,24 @@ from schemas.enums import (
     OfferType,
     Store,
 )
-from schemas.money import ZERO, Amount, CurrencyCode
+from schemas.money import ZERO, Amount, CurrencyCode, exact
 
 
-class Offer(Frozen):
+class Offer(Record, frozen=True, kw_only=True):
     category: OfferCategory
     type: OfferType
     id: str | None = None
 
 
-class TransactionInfo(Frozen):
+_TX_INSTANTS = ("purchased_at", "originally_purchased_at", "expires_at", "ended_at", "revoked_at")
+
+
+class TransactionInfo(Record, frozen=True, kw_only=True, omit_defaults=True):
     """One store transaction as the store last described it."""
 
-    transaction_id: str = Field(min_length=1)
-    original_transaction_id: str = Field(min_length=1)
-    product_id: str = Field(min_length=1)
+    transaction_id: NonEmpty
+    original_transaction_id: NonEmpty
+    product_id: NonEmpty
     base_plan_id: str | None = None
     is_subscription: bool = True
     is_consumable: bool = False
@@ -60,16 +62,24 @@ class TransactionInfo(Frozen):
     def is_trial(self) -> bool:
         return self.offer is not None and self.offer.type is OfferType.FREE_TRIAL
 
-    @model_validator(mode="after")
-    def _subscription_has_expiry(self) -> Self:
-        if self.is_subscription and self.expires_at is None:
-            raise ValueError("a subscription transaction needs expires_at")
-        if self.expires_at is not None and self.expires_at <= self.purchased_at:
-            raise ValueError("expires_at must be later than purchased_at")
-        return self
+    def __post_init__(self) -> None:
+        utc(self, _TX_INSTANTS)
+        exact("price_local", self.price_local)
+        exact("price_usd", self.price_usd)
+        require(
+            not self.is_subscription or self.expires_at is not None,
+            "a subscription transaction needs expires_at",
+        )
+        require(
+            self.expires_at is None or self.expires_at > self.purchased_at,
+            "expires_at must be later than purchased_at",
+        )
 
 
-class RenewalInfo(Frozen):
+_RENEWAL_INSTANTS = ("billing_issue_detected_at", "grace_period_expires_at", "auto_resume_at")
+
+
+class RenewalInfo(Record, frozen=True, kw_only=True, omit_defaults=True):
     """The store's renewal state of a chain at its signed time."""
 
     auto_renew: bool = True
@@ -82,53 +92,61 @@ class RenewalInfo(Frozen):
     paused: bool = False
     auto_resume_at: Instant | None = None
 
+    def __post_init__(self) -> None:
+        utc(self, _RENEWAL_INSTANTS)
 
-class TransactionPatch(Frozen):
+
+class TransactionPatch(Record, frozen=True, kw_only=True, omit_defaults=True):
     """A change to one known transaction, without restating it (the store gave no more).
 
     `revoked` True refunds it at `revoked_at`, False reverses a refund; `expires_at`
     extends it (a deferral). Newer store statements win, patch or full version alike.
     """
 
-    transaction_id: str = Field(min_length=1)
+    transaction_id: NonEmpty
     revoked: bool | None = None
     revoked_at: Instant | None = None
     revocation_reason: CancellationReason | None = None
     expires_at: Instant | None = None
 
-    @model_validator(mode="after")
-    def _says_something(self) -> Self:
-        if self.revoked is None and self.expires_at is None:
-            raise ValueError("a patch revokes, reverses or extends a transaction")
-        if self.revoked and self.revoked_at is None:
-            raise ValueError("a revocation needs revoked_at")
-        return self
+    def __post_init__(self) -> None:
+        utc(self, ("revoked_at", "expires_at"))
+        require(
+            self.revoked is not None or self.expires_at is not None,
+            "a patch revokes, reverses or extends a transaction",
+        )
+        require(not self.revoked or self.revoked_at is not None, "a revocation needs revoked_at")
 
 
-class ProfileRef(Frozen):
+class ProfileRef(Record, frozen=True, kw_only=True, omit_defaults=True):
     """Who a store event names as its buyer (appAccountToken, obfuscated account id, metadata)."""
 
     profile_id: UUID | None = None
-    customer_user_id: str | None = Field(default=None, min_length=1)
+    customer_user_id: NonEmpty | None = None
 
-    @model_validator(mode="after")
-    def _one_required(self) -> Self:
-        if self.profile_id is None and self.customer_user_id is None:
-            raise ValueError("profile_id or customer_user_id is required")
-        return self
+    def __post_init__(self) -> None:
+        require(
+            self.profile_id is not None or self.customer_user_id is not None,
+            "profile_id or customer_user_id is required",
+        )
 
 
 def chain_key_of(store: Store, original_transaction_id: str) -> str:
     return f"{store.value}:{original_transaction_id}"
 
 
-class StoreEvent(Frozen):
-    kind: Literal["store_event"] = "store_event"
-    event_id: str = Field(min_length=1)
+_EVENT_INSTANTS = ("effective_at", "signed_at", "received_at", "terminated_at")
+
+
+class StoreEvent(
+    Record, tag="store_event", tag_field="kind", frozen=True, kw_only=True, omit_defaults=True
+):
+    event_id: NonEmpty
     event_type: EventType
     store: Store
     environment: Environment = Environment.PRODUCTION
-    original_transaction_id: str = Field(min_length=1)
+    original_transaction_id: NonEmpty
+    # Derived from store and original transaction id when left empty.
     chain_key: str = ""
     transaction_id: str | None = None
     product_id: str | None = None
@@ -144,20 +162,14 @@ class StoreEvent(Frozen):
     terminated_at: Instant | None = None
     patch: TransactionPatch | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _derive_chain_key(cls, data: Any) -> Any:
-        if isinstance(data, dict) and not data.get("chain_key"):
-            store, otid = data.get("store"), data.get("original_transaction_id")
-            if store is not None and otid:
-                data = {**data, "chain_key": chain_key_of(Store(store), str(otid))}
-        return data
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        if self.chain_key != chain_key_of(self.store, self.original_transaction_id):
-            raise ValueError("chain_key does not match store and original_transaction_id")
+    def __post_init__(self) -> None:
+        utc(self, _EVENT_INSTANTS)
+        key = chain_key_of(self.store, self.original_transaction_id)
+        if not self.chain_key:
+            force_setattr(self, "chain_key", key)
+        require(self.chain_key == key, "chain_key does not match store and original_transaction_id")
         tx = self.transaction
-        if tx is not None and tx.original_transaction_id != self.original_transaction_id:
-            raise ValueError("transaction belongs to another chain")
-        return self
+        require(
+            tx is None or tx.original_transaction_id == self.original_transaction_id,
+            "transaction belongs to another chain",
+        )

@@ -11,18 +11,20 @@ from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID
 
-from schemas.base import Frozen, Instant
+import msgspec
+
+from schemas.base import Instant, Record
 from schemas.enums import CancellationReason, Environment, EventType, Store
 from schemas.money import Amount
 from schemas.views import AccessLevelView
 
 
-class SharingProfile(Frozen):
+class SharingProfile(Record, frozen=True, kw_only=True):
     profile_id: UUID
     customer_user_id: str | None = None
 
 
-class EventProperties(Frozen):
+class EventProperties(Record, frozen=True, kw_only=True):
     profile_event_id: UUID
     profile_id: UUID
     event_datetime: Instant
@@ -50,7 +52,7 @@ class EventProperties(Frozen):
     detail: dict[str, str] = {}
 
 
-class IntegrationEvent(Frozen):
+class IntegrationEvent(Record, frozen=True, kw_only=True):
     event_api_version: Literal[1] = 1
     profile_event_id: UUID
     event_type: EventType
@@ -73,5 +75,6 @@ SCHEMA_FILE = Path(__file__).with_name("integration_event.json")
 
 def json_schema() -> dict[str, Any]:
     """The envelope's JSON Schema, as it is serialized on the topic and in webhooks."""
-    schema = IntegrationEvent.model_json_schema(mode="serialization")
+    # Through JSON, as the shipped file holds it (tuples become lists).
+    schema = msgspec.json.decode(msgspec.json.encode(msgspec.json.schema(IntegrationEvent)))
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

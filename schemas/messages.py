@@ -7,91 +7,86 @@ in-memory ledger; either way each fold sees the same messages.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import Field
-
-from schemas.base import Frozen, Instant
-from schemas.commands import Command, CreateProfile, IdentifyProfile
+from schemas.base import Instant, Record
+from schemas.commands import Command, CommandBase, CreateProfile, IdentifyProfile
 from schemas.events import StoreEvent
 from schemas.outputs import Applied, Rejection
-from schemas.state import ChainState, Claim
+from schemas.state import ChainDigest, Claim, Item, Payment
 
 
-class ClaimChain(Frozen):
+class ClaimChain(Record, tag="claim_chain", tag_field="kind", frozen=True, kw_only=True):
     """A profile relates itself to a chain: restore, transfer or delete."""
 
-    kind: Literal["claim_chain"] = "claim_chain"
     chain_key: str
     claim: Claim
     identified: bool = False
 
 
-class ClaimantIdentified(Frozen):
-    kind: Literal["claimant_identified"] = "claimant_identified"
+class ClaimantIdentified(
+    Record, tag="claimant_identified", tag_field="kind", frozen=True, kw_only=True
+):
     chain_key: str
     profile_id: UUID
     at: Instant
 
 
-class ChainChanged(Frozen):
-    """A chain's merged facts, sent to every profile related to it."""
+class ChainChanged(Record, tag="chain_changed", tag_field="kind", frozen=True, kw_only=True):
+    """What a chain now means, sent to every profile related to it.
 
-    kind: Literal["chain_changed"] = "chain_changed"
+    The parent also receives the journey items it has not been told (all of them when it
+    has just become the parent) and the chain's transactions that changed."""
+
     profile_id: UUID
-    chain: ChainState
+    digest: ChainDigest
+    told: tuple[Item, ...] = ()
+    payments: tuple[Payment, ...] = ()
     # The instant of the input that changed the chain: the profile's `now` for it.
     at: Instant
 
 
-class EntitlementsReceived(Frozen):
-    kind: Literal["entitlements_received"] = "entitlements_received"
+class EntitlementsReceived(
+    Record, tag="entitlements_received", tag_field="kind", frozen=True, kw_only=True
+):
     profile_id: UUID
     from_profile_id: UUID
     command_id: str
     at: Instant
 
 
-class Tick(Frozen):
+class Tick(Record, tag="tick", tag_field="kind", frozen=True, kw_only=True):
     """The processor wakes a profile at its next wake-up instant."""
 
-    kind: Literal["tick"] = "tick"
     profile_id: UUID
     at: Instant
 
 
-class ReleaseIdentity(Frozen):
-    kind: Literal["release_identity"] = "release_identity"
+class ReleaseIdentity(Record, tag="release_identity", tag_field="kind", frozen=True, kw_only=True):
     customer_user_id: str
     profile_id: UUID
     at: Instant
 
 
-class IdentityResolved(Frozen):
+class IdentityResolved(
+    Record, tag="identity_resolved", tag_field="kind", frozen=True, kw_only=True
+):
     """A create or identify command named a customer user id that another profile holds."""
 
-    kind: Literal["identity_resolved"] = "identity_resolved"
     command_id: str
     customer_user_id: str
     profile_id: UUID
 
 
-ProfileMessage = Annotated[
-    Command | ChainChanged | EntitlementsReceived | Tick, Field(discriminator="kind")
-]
-ChainMessage = Annotated[StoreEvent | ClaimChain | ClaimantIdentified, Field(discriminator="kind")]
-
-
-IdentityMessage = Annotated[
-    CreateProfile | IdentifyProfile | StoreEvent | ReleaseIdentity, Field(discriminator="kind")
-]
+ProfileMessage = Command | ChainChanged | EntitlementsReceived | Tick
+ChainMessage = StoreEvent | ClaimChain | ClaimantIdentified
+IdentityMessage = CreateProfile | IdentifyProfile | StoreEvent | ReleaseIdentity
 
 # What a waiting API call learns about its command beyond the profile itself.
-Outcome = Annotated[Applied | Rejection | IdentityResolved, Field(discriminator="kind")]
+Outcome = Applied | Rejection | IdentityResolved
 
 # What enters the system from outside: store events and profile commands.
-Input = Annotated[StoreEvent | Command, Field(discriminator="kind")]
+Input = StoreEvent | Command
 
 
 def instant_of(message: Input | ProfileMessage | ChainMessage | IdentityMessage) -> datetime:
@@ -109,4 +104,6 @@ def instant_of(message: Input | ProfileMessage | ChainMessage | IdentityMessage)
             return message.at
         case ReleaseIdentity():
             return message.at
-    return message.issued_at
+        case CommandBase():
+            return message.issued_at
+    raise TypeError(f"not a message: {type(message).__name__}")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
 from uuid import UUID
 
-from schemas.base import Frozen, Instant
+from schemas.base import Instant, Record
 from schemas.enums import CancellationReason, Environment, EventType, Store
 from schemas.money import Amount
 from schemas.views import AccessLevelView
 
 
-class ProfileEvent(Frozen):
+class ProfileEvent(Record, frozen=True, kw_only=True):
     profile_event_id: UUID
     event_type: EventType
     event_datetime: Instant
@@ -36,10 +35,9 @@ class ProfileEvent(Frozen):
     detail: dict[str, str] = {}
 
 
-class Rejection(Frozen):
+class Rejection(Record, tag="rejection", tag_field="kind", frozen=True, kw_only=True):
     """A command the fold refused: nothing changed. Shaped for the DOMAIN.md section 8 body."""
 
-    kind: Literal["rejection"] = "rejection"
     command_id: str
     profile_id: UUID
     error_code: str
@@ -48,10 +46,9 @@ class Rejection(Frozen):
     status_code: int = 400
 
 
-class Applied(Frozen):
+class Applied(Record, tag="applied", tag_field="kind", frozen=True, kw_only=True):
     """A command the fold accepted (or had already accepted): its effect is in `version`."""
 
-    kind: Literal["applied"] = "applied"
     command_id: str
     profile_id: UUID
     version: int
@@ -59,7 +56,7 @@ class Applied(Frozen):
     event_ids: tuple[UUID, ...] = ()
 
 
-class DeadLetter(Frozen):
+class DeadLetter(Record, frozen=True, kw_only=True):
     """Input that parsed as bytes but could not be folded, kept to be re-driven."""
 
     source_topic: str

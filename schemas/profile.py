@@ -6,15 +6,15 @@ from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import Field, StringConstraints, field_validator
+import msgspec
 
-from schemas.base import Frozen, Instant
+from schemas.base import Instant, NonEmpty, Record, require, utc
 from schemas.enums import Gender, Platform, Store
 from schemas.money import CountryCode
 
 
-class InstallationMeta(Frozen):
-    device_id: str = Field(min_length=1)
+class InstallationMeta(Record, frozen=True, kw_only=True):
+    device_id: NonEmpty
     device: str | None = None
     locale: str | None = None
     os: str | None = None
@@ -31,10 +31,11 @@ class InstallationMeta(Frozen):
     android_app_set_id: str | None = None
 
 
-Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+Email = Annotated[str, msgspec.Meta(pattern=EMAIL_PATTERN, max_length=254)]
 
 
-class ProfileFields(Frozen):
+class ProfileFields(Record, frozen=True, kw_only=True):
     """Every field is optional: a patch names only what it changes."""
 
     first_name: str | None = None
@@ -52,26 +53,27 @@ class ProfileFields(Frozen):
     installation_meta: InstallationMeta | None = None
 
 
+PROFILE_FIELD_NAMES = frozenset(ProfileFields.__struct_fields__)
+
 AttributeValue = str | float
 
 
-class CustomAttribute(Frozen):
+class CustomAttribute(Record, frozen=True, kw_only=True):
     """Key and length rules are the fold's (DOMAIN.md 7), so that a bad one is a rejection."""
 
     key: str
+    # A JSON boolean is refused by the type itself: it is not a string nor a number.
     value: AttributeValue | None
 
-    @field_validator("value", mode="before")
-    @classmethod
-    def _string_or_number(cls, value: object) -> object:
-        # JSON booleans would otherwise pass as the numbers 1 and 0.
-        if isinstance(value, bool):
-            raise ValueError("an attribute value is a string or a number")
-        return value
+    def __post_init__(self) -> None:
+        require(not isinstance(self.value, bool), "an attribute value is a string or a number")
 
 
-class Note(Frozen):
+class Note(Record, frozen=True, kw_only=True):
     note_id: str
     text: str
     created_at: Instant
     updated_at: Instant
+
+    def __post_init__(self) -> None:
+        utc(self, ("created_at", "updated_at"))

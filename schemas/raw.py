@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from schemas.base import Frozen, Instant
+from schemas.boundary import Frozen, Instant
 from schemas.enums import Store
 
 

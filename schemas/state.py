@@ -1,22 +1,33 @@
-"""Fold state: the facts a chain and a profile hold. Everything shown is derived from these.
+"""Fold state: the facts a chain and a profile hold, and what is carried forward from them.
 
-Chain state is a join-semilattice of facts (grow-only sets and last-writer-wins registers
-ordered by the store's signed time), so merging the same facts in any order, or twice,
-gives the same state.
+A chain's facts are a join-semilattice (transactions last-writer-wins by the store's
+signed time, observations keyed by the event that made them), so merging the same facts
+in any order, or twice, gives the same set. They are kept apart from the chain's state
+(`ChainState`), one record per transaction and per event, and read only when input
+arrives late; the state carries the chain's recent facts (its tail) and the reading of
+everything before them (`Checkpoint`), which is what an input in order needs.
+
+A profile holds, per related chain, a `ChainDigest`: what the chain means from the
+instant it was sent on, bounded whatever the chain's history.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from decimal import Decimal
 from uuid import UUID
 
-from schemas.base import Frozen, Instant
-from schemas.enums import CancellationReason, ClaimKind, Environment, Store
+from schemas.base import Compact, Instant
+from schemas.enums import CancellationReason, ClaimKind, Environment, EventType, Store
 from schemas.events import RenewalInfo, TransactionInfo
+from schemas.money import ZERO
 from schemas.profile import AttributeValue, Note, ProfileFields
 from schemas.views import AccessLevelView
 
+# --- a chain's facts --------------------------------------------------------------------
 
-class RevocationObs(Frozen):
+
+class RevocationObs(Compact, frozen=True, kw_only=True):
     """A transaction's refund state as the store signed it at one instant."""
 
     signed_at: Instant
@@ -25,46 +36,45 @@ class RevocationObs(Frozen):
     reason: CancellationReason | None = None
 
 
-class RevocationPatchObs(Frozen):
-    """A refund or its reversal stated for a transaction by id alone."""
-
-    signed_at: Instant
-    event_id: str
-    transaction_id: str
-    revoked_at: Instant | None
-    reason: CancellationReason | None = None
-
-
-class TransactionFact(Frozen):
+class TransactionFact(Compact, frozen=True, kw_only=True):
     info: TransactionInfo
     # Version of `info`: the newest store signed time wins, the event id breaks ties.
     signed_at: Instant
     event_id: str
     revocations: tuple[RevocationObs, ...] = ()
+    # When the fold first learned of the transaction (the earliest instant it was folded
+    # at): the renewal leeway counts from it.
+    learned_at: Instant
 
 
-class RenewalObs(Frozen):
-    signed_at: Instant
-    event_id: str
-    info: RenewalInfo
-
-
-class DeferralObs(Frozen):
-    signed_at: Instant
-    event_id: str
+class Deferral(Compact, frozen=True, kw_only=True):
     transaction_id: str
     expires_at: Instant
 
 
-class TerminationObs(Frozen):
-    """The store ended access at an instant, before the period's expiry (no refund)."""
+class RevocationPatch(Compact, frozen=True, kw_only=True):
+    """A refund or its reversal stated for a transaction by id alone."""
 
-    signed_at: Instant
+    transaction_id: str
+    revoked_at: Instant | None
+    reason: CancellationReason | None = None
+
+
+class Observation(Compact, frozen=True, kw_only=True):
+    """What one store event says beside its transaction, kept under the event's id.
+
+    Every event leaves one, so a chain knows each event it has folded."""
+
     event_id: str
-    ended_at: Instant
+    signed_at: Instant
+    renewal: RenewalInfo | None = None
+    deferral: Deferral | None = None
+    patch: RevocationPatch | None = None
+    # The store ended access at this instant, before the period's expiry (no refund).
+    terminated_at: Instant | None = None
 
 
-class Claim(Frozen):
+class Claim(Compact, frozen=True, kw_only=True):
     """A profile's relation to a chain, as of an instant."""
 
     at: Instant
@@ -74,23 +84,157 @@ class Claim(Frozen):
     counterpart: UUID | None = None
 
 
-class ChainState(Frozen):
+# --- what a chain's facts mean: derived, carried forward --------------------------------
+
+
+class Period(Compact, frozen=True, kw_only=True):
+    """One subscription transaction as it bears on access and money."""
+
+    # The transaction as the newest store statements make it (patches applied).
+    tx: TransactionInfo
+    start: Instant
+    # When its access ends: expiry (deferrals included), refund or early end, whichever first.
+    end: Instant
+    proceeds_usd: Decimal
+    rate_after_first_year: bool
+    learned_at: Instant
+    # Ending at its expiry with auto-renew on, it stays active until this instant awaiting
+    # its renewal (the renewal leeway); None when the store's word ends it at `end`.
+    held_until: Instant | None = None
+
+    @property
+    def reach(self) -> datetime:
+        """Until when the period keeps access, awaiting its renewal included."""
+        return self.end if self.held_until is None else self.held_until
+
+    @property
+    def refunded(self) -> bool:
+        return self.tx.revoked_at is not None
+
+
+class Purchase(Compact, frozen=True, kw_only=True):
+    """A one-time purchase."""
+
+    tx: TransactionInfo
+    proceeds_usd: Decimal
+
+
+class Item(Compact, frozen=True, kw_only=True):
+    """One event of a chain's journey; `key` makes it once-only."""
+
+    key: str
+    event_type: EventType
+    at: Instant
+    tx: TransactionInfo | None = None
+    proceeds_usd: Decimal | None = None
+    rate_after_first_year: bool | None = None
+    reason: CancellationReason | None = None
+    expires_at: Instant | None = None
+
+    @property
+    def mark(self) -> str:
+        return f"{self.key}|{self.event_type.value}"
+
+
+class Span(Compact, frozen=True, kw_only=True):
+    """A run of continuous access whose lapse is still to be told (or ruled out)."""
+
+    end: Instant
+    # The transaction of the period that ends the run.
+    last: str
+    # When access resumes, if it does.
+    next_start: Instant | None = None
+    # The last period's renewal leeway: a lapse without the store's word waits for it.
+    held_until: Instant | None = None
+
+
+class Checkpoint(Compact, frozen=True, kw_only=True):
+    """The reading of a chain's facts before `start`: where reading its tail begins."""
+
+    start: Instant
+    paid_service: timedelta = timedelta(0)
+    prev: Period | None = None
+    had_trial: bool = False
+    had_paid: bool = False
+    # Renewal state as the store's statements before `start` left it.
+    auto_renew: bool = True
+    off_in: str | None = None
+    retry_in: str | None = None
+    grace_until: Instant | None = None
+    last_renewal: Observation | None = None
+    cancelled_at: Instant | None = None
+    span_end: Instant | None = None
+    ever_paid: bool = False
+    # Money of the periods before `start` (all due, refunds left out).
+    revenue_usd: Decimal = ZERO
+    proceeds_usd: Decimal = ZERO
+
+
+class Before(Compact, frozen=True, kw_only=True):
+    """What a profile needs of a chain's periods before its digest's: their labels and money."""
+
+    last_renewal: Observation | None = None
+    cancelled_at: Instant | None = None
+    ever_paid: bool = False
+    revenue_usd: Decimal = ZERO
+    proceeds_usd: Decimal = ZERO
+
+
+class ChainState(Compact, frozen=True, kw_only=True):
     chain_key: str
     store: Store
     environment: Environment
     original_transaction_id: str
-    transactions: dict[str, TransactionFact] = {}
-    renewals: tuple[RenewalObs, ...] = ()
-    deferrals: tuple[DeferralObs, ...] = ()
-    terminations: tuple[TerminationObs, ...] = ()
-    revocation_patches: tuple[RevocationPatchObs, ...] = ()
     claims: tuple[Claim, ...] = ()
     # Profiles known to have a customer user id (grow-only: identity is never withdrawn).
     identified: frozenset[UUID] = frozenset()
-    seen: frozenset[str] = frozenset()
+    # Changes told to the related profiles: a profile ignores a change it has applied.
+    seq: int = 0
+    # The reading of the facts before the tail; None: the tail is every fact.
+    anchor: Checkpoint | None = None
+    # The tail: transactions from the anchor on, and every one-time purchase.
+    transactions: dict[str, TransactionFact] = {}
+    # Observations the tail's reading needs, in (signed time, event id) order.
+    observations: tuple[Observation, ...] = ()
+    # The journey items the tail's reading has told ("key|type").
+    told: frozenset[str] = frozenset()
+    # The latest instant the chain was folded at.
+    at: Instant | None = None
 
 
-class Grant(Frozen):
+class ChainDigest(Compact, frozen=True, kw_only=True):
+    """What a chain means to its profiles from `at` on: bounded, whatever its history."""
+
+    chain_key: str
+    store: Store
+    environment: Environment
+    original_transaction_id: str
+    seq: int
+    at: Instant
+    # The profile whose purchase this is: transactional events appear on it alone.
+    parent: UUID | None = None
+    # Profiles that have the chain's access levels now, in the order they claimed it.
+    holders: tuple[UUID, ...] = ()
+    # Every profile still related to the chain (claimed and not transferred away or deleted).
+    claimants: tuple[UUID, ...] = ()
+    # Every profile that ever claimed it, and those known to be identified.
+    claimed_by: tuple[UUID, ...] = ()
+    identified: frozenset[UUID] = frozenset()
+    # The periods from the checkpoint on, and the renewal statements among its facts.
+    periods: tuple[Period, ...] = ()
+    renewals: tuple[Observation, ...] = ()
+    before: Before | None = None
+    # Lapses still to be told or ruled out, at the instant the profile reads them.
+    spans: tuple[Span, ...] = ()
+    purchases: tuple[Purchase, ...] = ()
+    # Every later instant at which what the chain means can change, in order.
+    instants: tuple[Instant, ...] = ()
+
+
+# --- a profile ----------------------------------------------------------------------------
+
+
+class Grant(Compact, frozen=True, kw_only=True):
     access_level_id: str
     granted_at: Instant
     starts_at: Instant
@@ -98,7 +242,7 @@ class Grant(Frozen):
     expires_at: Instant | None
 
 
-class EmailRecord(Frozen):
+class EmailRecord(Compact, frozen=True, kw_only=True):
     email_id: str
     campaign_id: str | None = None
     sent_at: Instant | None = None
@@ -107,7 +251,21 @@ class EmailRecord(Frozen):
     clicked_at: Instant | None = None
 
 
-class ProfileState(Frozen):
+class Payment(Compact, frozen=True, kw_only=True):
+    """A transaction of a chain the profile is the parent of, as email attribution needs it."""
+
+    chain_key: str
+    transaction_id: str
+    purchased_at: Instant
+    price_usd: Decimal
+    refunded: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.chain_key}|{self.transaction_id}"
+
+
+class ProfileState(Compact, frozen=True, kw_only=True):
     profile_id: UUID
     exists: bool = False
     deleted: bool = False
@@ -120,14 +278,17 @@ class ProfileState(Frozen):
     grants: dict[str, Grant] = {}
     # Store-derived access to a level is cut at this instant (a revoke), until a later purchase.
     level_cutoffs: dict[str, Instant] = {}
-    # Copies of the chains this profile is or was related to, merged like the chain itself.
-    chains: dict[str, ChainState] = {}
+    # What each chain this profile is or was related to means, as the chain last told it.
+    chains: dict[str, ChainDigest] = {}
+    # The lapses each parent chain's journey has told ("key|type"): a lapse is read from
+    # the chain's spans at the profile's own instants, so the profile remembers them.
+    ended: dict[str, frozenset[str]] = {}
+    # The parent chains' transactions, kept apart from the state on the changelog.
+    payments: dict[str, Payment] = {}
     emails: dict[str, EmailRecord] = {}
     email_unsubscribed_at: Instant | None = None
     seen: frozenset[str] = frozenset()
-    # What the profile has told: each parent chain's journey items ("key|type"), and the
-    # access levels as of `as_of`. What it emits is what it shows beyond these.
-    told: dict[str, frozenset[str]] = {}
+    # The access levels as of `as_of`: what the profile has told of them.
     levels: dict[str, AccessLevelView] = {}
     # The instant the state was last evaluated at; time never runs backwards in a state.
     as_of: Instant | None = None
@@ -136,7 +297,7 @@ class ProfileState(Frozen):
     version: int = 0
 
 
-class IdentityState(Frozen):
+class IdentityState(Compact, frozen=True, kw_only=True):
     """Which profile a customer user id belongs to: at most one at a time."""
 
     customer_user_id: str

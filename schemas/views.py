@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TypedDict
 from uuid import UUID
 
-from schemas.base import Frozen, Instant
+from schemas.base import Instant, Record
 from schemas.enums import CancellationReason, Environment, PurchaseStatus, Store, SubscriptionState
 from schemas.events import Offer, TransactionInfo
 from schemas.money import ZERO, Amount
 from schemas.profile import AttributeValue, Note, ProfileFields
 
 
-def store_fields(tx: TransactionInfo) -> dict[str, object]:
+class StoreFields(TypedDict):
+    store_product_id: str
+    store_base_plan_id: str | None
+    store_transaction_id: str
+    store_original_transaction_id: str
+
+
+def store_fields(tx: TransactionInfo) -> StoreFields:
     """The store identifiers every view repeats from its transaction."""
     return {
         "store_product_id": tx.product_id,
@@ -22,7 +30,7 @@ def store_fields(tx: TransactionInfo) -> dict[str, object]:
     }
 
 
-class AccessLevelView(Frozen):
+class AccessLevelView(Record, frozen=True, kw_only=True):
     """The Adapty AccessLevel fields (facts 1.8.2)."""
 
     access_level_id: str
@@ -49,7 +57,7 @@ class AccessLevelView(Frozen):
     shared_from_profile_id: UUID | None = None
 
 
-class SubscriptionView(Frozen):
+class SubscriptionView(Record, frozen=True, kw_only=True):
     chain_key: str
     store: Store
     environment: Environment
@@ -78,7 +86,7 @@ class SubscriptionView(Frozen):
     is_parent: bool = True
 
 
-class NonSubscriptionView(Frozen):
+class NonSubscriptionView(Record, frozen=True, kw_only=True):
     purchase_id: str
     store: Store
     environment: Environment
@@ -94,7 +102,7 @@ class NonSubscriptionView(Frozen):
     price_usd: Amount = ZERO
 
 
-class Revenue(Frozen):
+class Revenue(Record, frozen=True, kw_only=True):
     """Exact totals, refunds subtracted. Sandbox money is kept apart."""
 
     total_revenue_usd: Amount = ZERO
@@ -103,7 +111,7 @@ class Revenue(Frozen):
     sandbox_total_proceeds_usd: Amount = ZERO
 
 
-class EmailMetrics(Frozen):
+class EmailMetrics(Record, frozen=True, kw_only=True):
     sent: int = 0
     delivered: int = 0
     opened: int = 0
@@ -113,12 +121,12 @@ class EmailMetrics(Frozen):
     attributed_revenue_usd: Amount = ZERO
 
 
-class ProfileLink(Frozen):
+class ProfileLink(Record, frozen=True, kw_only=True):
     profile_id: UUID
     chain_key: str
 
 
-class ProfileView(Frozen):
+class ProfileView(Record, frozen=True, kw_only=True):
     profile_id: UUID
     customer_user_id: str | None
     deleted: bool = False
@@ -138,9 +146,6 @@ class ProfileView(Frozen):
     # Profiles that get access through this profile's purchases, and vice versa.
     inheritors: tuple[ProfileLink, ...] = ()
     parents: tuple[ProfileLink, ...] = ()
-    # Every store transaction and original transaction id in the profile's chains: the
-    # profile is found by any of them.
-    transaction_ids: tuple[str, ...] = ()
     next_wakeup_at: Instant | None = None
     as_of: Instant | None = None
     version: int = 0

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from schemas.base import replace
 from schemas.enums import (
     CancellationReason,
     Environment,
@@ -160,9 +161,7 @@ class Chain:
         return self.event(E.SUBSCRIPTION_EXPIRED, at, renewal=renewal)
 
     def refund(self, tid: str, at: datetime, reason: CancellationReason = R.REFUND) -> StoreEvent:
-        tx = self.transactions[tid].model_copy(
-            update={"revoked_at": at, "revocation_reason": reason}
-        )
+        tx = replace(self.transactions[tid], revoked_at=at, revocation_reason=reason)
         self.transactions[tid] = tx
         kind = (
             E.SUBSCRIPTION_REFUNDED if tx.is_subscription else E.NON_SUBSCRIPTION_PURCHASE_REFUNDED
@@ -170,9 +169,7 @@ class Chain:
         return self.event(kind, at, tx)
 
     def refund_reversed(self, tid: str, at: datetime) -> StoreEvent:
-        tx = self.transactions[tid].model_copy(
-            update={"revoked_at": None, "revocation_reason": None}
-        )
+        tx = replace(self.transactions[tid], revoked_at=None, revocation_reason=None)
         self.transactions[tid] = tx
         return self.event(E.REFUND_REVERSED, at, tx)
 
@@ -184,25 +181,18 @@ class Chain:
     def terminated(self, at: datetime) -> StoreEvent:
         """The store ends access now (Stripe cancels a subscription at once)."""
         event = self.event(E.SUBSCRIPTION_EXPIRED, at, renewal=RenewalInfo(auto_renew=False))
-        return event.model_copy(
-            update={"terminated_at": at, "transaction": None, "transaction_id": None}
-        )
+        return replace(event, terminated_at=at, transaction=None, transaction_id=None)
 
     def patched(self, at: datetime, patch: TransactionPatch, kind: EventType) -> StoreEvent:
         """A store event that names a transaction by id only (Google Play's revocations)."""
         event = self.event(kind, at)
-        return event.model_copy(
-            update={
-                "transaction": None,
-                "renewal": None,
-                "patch": patch,
-                "transaction_id": patch.transaction_id,
-            }
+        return replace(
+            event, transaction=None, renewal=None, patch=patch, transaction_id=patch.transaction_id
         )
 
     def refund_by_id(self, tid: str, at: datetime) -> StoreEvent:
-        self.transactions[tid] = self.transactions[tid].model_copy(
-            update={"revoked_at": at, "revocation_reason": R.REFUND}
+        self.transactions[tid] = replace(
+            self.transactions[tid], revoked_at=at, revocation_reason=R.REFUND
         )
         patch = TransactionPatch(
             transaction_id=tid, revoked=True, revoked_at=at, revocation_reason=R.REFUND
@@ -210,8 +200,8 @@ class Chain:
         return self.patched(at, patch, E.SUBSCRIPTION_REFUNDED)
 
     def reversal_by_id(self, tid: str, at: datetime) -> StoreEvent:
-        self.transactions[tid] = self.transactions[tid].model_copy(
-            update={"revoked_at": None, "revocation_reason": None}
+        self.transactions[tid] = replace(
+            self.transactions[tid], revoked_at=None, revocation_reason=None
         )
         return self.patched(
             at, TransactionPatch(transaction_id=tid, revoked=False), E.REFUND_REVERSED
@@ -223,7 +213,7 @@ class Chain:
         )
 
     def deferred(self, tid: str, at: datetime, new_end: datetime) -> StoreEvent:
-        tx = self.transactions[tid].model_copy(update={"expires_at": new_end})
+        tx = replace(self.transactions[tid], expires_at=new_end)
         self.transactions[tid] = tx
         return self.event(E.SUBSCRIPTION_DEFERRED, at, tx)
 

@@ -17,6 +17,7 @@ from processors.core.ledger import Ledger
 from processors.core.view import profile_view
 from projections.projector import prepare, write_batch
 from projections.rows import Batch
+from schemas.base import to_json
 from schemas.messages import Input, instant_of
 
 
@@ -58,7 +59,7 @@ def records(inputs: Iterable[Input], until: datetime | None = None) -> list[Reco
 
 def _emitted(ledger: Ledger, after: int) -> list[Record]:
     return [
-        Record("profile_events", e.model_dump_json().encode(), sequence)
+        Record("profile_events", to_json(e), sequence)
         for sequence, e in enumerate(ledger.published[after:], start=after)
     ]
 
@@ -75,7 +76,7 @@ def _snapshots(
             continue
         versions[profile_id] = mark
         view = profile_view(state, state.as_of, ledger.config)
-        out.append(Record("profile_snapshots", view.model_dump_json().encode()))
+        out.append(Record("profile_snapshots", to_json(view)))
     return out
 
 

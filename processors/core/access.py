@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from processors.core.cache import remembered_at
-from processors.core.claims import relations
 from processors.core.config import FoldConfig
-from processors.core.reading import Phase, Reading, in_retry, purchases, read
+from processors.core.reading import Phase, Reading, in_retry, read
+from schemas.base import replace
 from schemas.enums import CancellationReason, Store
 from schemas.events import TransactionInfo
-from schemas.state import ChainState, Grant, ProfileState
+from schemas.state import ChainDigest, Grant, ProfileState
 from schemas.views import AccessLevelView, store_fields
 
 R = CancellationReason
@@ -20,26 +19,21 @@ R = CancellationReason
 def access_levels(
     state: ProfileState, now: datetime, config: FoldConfig
 ) -> dict[str, AccessLevelView]:
-    return remembered_at("levels", state, config, now, lambda: _levels(state, now, config))
-
-
-def _levels(state: ProfileState, now: datetime, config: FoldConfig) -> dict[str, AccessLevelView]:
     candidates: dict[str, list[tuple[datetime, AccessLevelView]]] = {}
 
     def offer(level: str, started: datetime, view: AccessLevelView) -> None:
         candidates.setdefault(level, []).append((started, view))
 
     for chain in state.chains.values():
-        rel = relations(chain, config.sharing_policy)
-        if state.profile_id not in rel.holders:
+        if state.profile_id not in chain.holders:
             continue
-        shared_from = rel.parent if rel.parent != state.profile_id else None
-        reading = read(chain, now, config)
+        shared_from = chain.parent if chain.parent != state.profile_id else None
+        reading = read(chain, now)
         if reading.period is not None:
             for level in config.levels_of(reading.period.tx.product_id):
                 view = _subscription_view(level, chain, reading, shared_from)
                 offer(level, reading.period.start, view)
-        for one in purchases(chain, config):
+        for one in chain.purchases:
             tx = one.tx
             if tx.is_consumable or tx.purchased_at > now:
                 continue
@@ -57,7 +51,9 @@ def _levels(state: ProfileState, now: datetime, config: FoldConfig) -> dict[str,
 
 
 def is_active_at(view: AccessLevelView, now: datetime) -> bool:
-    """The rule every access level obeys: started, and lifetime or not yet expired."""
+    """The rule every access level obeys: started, and lifetime or not yet expired; the
+    one exception is a period awaiting its renewal (the renewal leeway, DOMAIN.md 3), active
+    and renewing for up to the leeway past its expiry."""
     started = view.starts_at is None or view.starts_at <= now
     return started and (view.is_lifetime or (view.expires_at is not None and now < view.expires_at))
 
@@ -77,19 +73,18 @@ def _cut(
     if not view.is_lifetime and view.expires_at is not None and view.expires_at <= cutoff:
         return view
     active = view.is_active and now < cutoff
-    return view.model_copy(
-        update={
-            "is_active": active,
-            "is_lifetime": False,
-            "expires_at": cutoff,
-            "will_renew": False,
-            "cancellation_reason": view.cancellation_reason if active else R.ADAPTY_REVOKED,
-        }
+    return replace(
+        view,
+        is_active=active,
+        is_lifetime=False,
+        expires_at=cutoff,
+        will_renew=False,
+        cancellation_reason=view.cancellation_reason if active else R.ADAPTY_REVOKED,
     )
 
 
 def _subscription_view(
-    level: str, chain: ChainState, reading: Reading, shared_from: UUID | None
+    level: str, chain: ChainDigest, reading: Reading, shared_from: UUID | None
 ) -> AccessLevelView:
     assert reading.period is not None
     period = reading.period
@@ -126,7 +121,7 @@ def _reason(reading: Reading) -> CancellationReason | None:
         return reading.period.tx.revocation_reason or R.REFUND
     if reading.phase in (Phase.GRACE, Phase.BILLING_RETRY):
         return R.BILLING_ERROR
-    info = reading.renewal.info if reading.renewal else None
+    info = reading.info
     if info is not None and info.cancellation_reason is not None:
         return info.cancellation_reason
     if (info is not None and not info.auto_renew) or reading.period.tx.ended_at is not None:
@@ -135,7 +130,7 @@ def _reason(reading: Reading) -> CancellationReason | None:
 
 
 def _purchase_view(
-    level: str, chain: ChainState, tx: TransactionInfo, shared_from: UUID | None
+    level: str, chain: ChainDigest, tx: TransactionInfo, shared_from: UUID | None
 ) -> AccessLevelView:
     refunded = tx.revoked_at is not None
     return AccessLevelView(

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from processors.core.cache import remembered
 from schemas.enums import ClaimKind, SharingPolicy
-from schemas.state import ChainState
+from schemas.state import Claim
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,15 +19,13 @@ class Relations:
     claimants: tuple[UUID, ...]
 
 
-def relations(chain: ChainState, policy: SharingPolicy) -> Relations:
-    return remembered("relations", chain, policy, lambda: _relations(chain, policy))
-
-
-def _relations(chain: ChainState, policy: SharingPolicy) -> Relations:
+def relations(
+    claims: tuple[Claim, ...], identified: frozenset[UUID], policy: SharingPolicy
+) -> Relations:
     active: dict[UUID, None] = {}
     deleted: set[UUID] = set()
     parent: UUID | None = None
-    for claim in chain.claims:
+    for claim in claims:
         profile = claim.profile_id
         if profile in deleted:
             continue
@@ -52,7 +49,7 @@ def _relations(chain: ChainState, policy: SharingPolicy) -> Relations:
                     # Deleting the holder frees the chain for the next profile that claims it.
                     parent = next(iter(active), None)
     claimants = tuple(active)
-    return Relations(parent, _holders(claimants, chain.identified, policy), claimants)
+    return Relations(parent, _holders(claimants, identified, policy), claimants)
 
 
 def _holders(

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from schemas.base import Frozen
+from schemas.base import Record
 from schemas.enums import SharingPolicy
 
 
-class FoldConfig(Frozen):
+class FoldConfig(Record, frozen=True, kw_only=True):
     sharing_policy: SharingPolicy = SharingPolicy.SHARED
     access_levels: frozenset[str] = frozenset({"premium"})
     default_access_level: str = "premium"
@@ -21,6 +21,9 @@ class FoldConfig(Frozen):
     small_business: bool = False
     # Paid service after which a chain's renewals earn the reduced rate.
     reduced_rate_after: timedelta = timedelta(days=365)
+    # How long a period that ends with auto-renew on stays active awaiting its renewal
+    # (DOMAIN.md 3, "Renewal leeway"), counted from its expiry and from when it was learned.
+    renewal_leeway: timedelta = timedelta(hours=1)
     email_attribution_window: timedelta = timedelta(days=7)
     max_custom_attributes: int = 30
     max_notes: int = 10

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID
 
 from processors.core.ids import profile_id_for_customer
+from schemas.base import replace
 from schemas.commands import Command, CreateProfile, IdentifyProfile
 from schemas.events import ProfileRef, StoreEvent
 from schemas.messages import IdentityMessage, IdentityResolved, ReleaseIdentity
@@ -32,7 +34,7 @@ def evolve_identity(state: IdentityState, message: IdentityMessage) -> IdentityO
     match message:
         case ReleaseIdentity():
             if owner == message.profile_id:
-                return IdentityOutcome(state.model_copy(update={"profile_id": None}))
+                return IdentityOutcome(replace(state, profile_id=None))
             return IdentityOutcome(state)
         case StoreEvent():
             if owner is None:
@@ -44,12 +46,12 @@ def evolve_identity(state: IdentityState, message: IdentityMessage) -> IdentityO
                     profile_id=owner,
                     customer_user_id=state.customer_user_id,
                 )
-                bound = state.model_copy(update={"profile_id": owner})
+                bound = replace(state, profile_id=owner)
                 return IdentityOutcome(bound, (create,), (_addressed(message, owner),))
             return IdentityOutcome(state, to_chains=(_addressed(message, owner),))
         case CreateProfile() | IdentifyProfile():
             if owner is None:
-                bound = state.model_copy(update={"profile_id": message.profile_id})
+                bound = replace(state, profile_id=message.profile_id)
                 return IdentityOutcome(bound, (message,))
             if owner == message.profile_id:
                 return IdentityOutcome(state, (message,))
@@ -61,14 +63,11 @@ def evolve_identity(state: IdentityState, message: IdentityMessage) -> IdentityO
             # Creating with a taken id returns that profile (and updates it); identifying
             # an anonymous profile with it switches to that profile, leaving this one be.
             forwarded = (
-                (message.model_copy(update={"profile_id": owner}),)
-                if isinstance(message, CreateProfile)
-                else ()
+                (replace(message, profile_id=owner),) if isinstance(message, CreateProfile) else ()
             )
             return IdentityOutcome(state, forwarded, resolved=(resolved,))
 
 
-def _addressed(event: StoreEvent, profile_id: object) -> StoreEvent:
+def _addressed(event: StoreEvent, profile_id: UUID) -> StoreEvent:
     customer = event.profile.customer_user_id if event.profile else None
-    ref = ProfileRef.model_validate({"profile_id": profile_id, "customer_user_id": customer})
-    return event.model_copy(update={"profile": ref})
+    return replace(event, profile=ProfileRef(profile_id=profile_id, customer_user_id=customer))

@@ -8,10 +8,8 @@ from decimal import Decimal
 from uuid import UUID
 
 from processors.core.config import FoldConfig
-from processors.core.view import paid, related_chains
-from schemas.enums import Environment
+from processors.core.view import related_chains, revenue
 from schemas.integration import EventProperties, IntegrationEvent, SharingProfile
-from schemas.money import ZERO
 from schemas.outputs import ProfileEvent
 from schemas.profile import AttributeValue, ProfileFields
 from schemas.state import ProfileState
@@ -53,25 +51,17 @@ def context(state: ProfileState, config: FoldConfig) -> Context:
     me = state.profile_id
     parents: list[UUID] = []
     inheritors: list[UUID] = []
-    for r in related_chains(state, config):
+    for r in related_chains(state):
         if r.is_parent:
-            inheritors += r.relations.holders
-        elif r.relations.parent is not None:
-            parents.append(r.relations.parent)
-    revenue = sum(
-        (
-            m.price_usd
-            for m in paid(state, at, config)
-            if m.environment is Environment.PRODUCTION and m.tx.revoked_at is None
-        ),
-        ZERO,
-    )
+            inheritors += r.chain.holders
+        elif r.chain.parent is not None:
+            parents.append(r.chain.parent)
     return Context(
         customer_user_id=state.customer_user_id,
         fields=state.fields,
         created_at=state.created_at,
         custom_attributes=state.custom_attributes,
-        total_revenue_usd=revenue,
+        total_revenue_usd=revenue(state, at).total_revenue_usd,
         has_access=any(level.is_active for level in state.levels.values()),
         sharing=_others(me, [*parents, *inheritors]),
     )

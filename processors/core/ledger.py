@@ -17,6 +17,7 @@ from uuid import UUID
 
 from processors.core.chain import evolve_chain
 from processors.core.config import DEFAULT_CONFIG, FoldConfig
+from processors.core.facts import FactBook
 from processors.core.identity import customer_of, evolve_identity
 from processors.core.integration import published
 from processors.core.profile import evolve_profile
@@ -62,6 +63,8 @@ def route(item: Input) -> Fold:
 class Ledger:
     config: FoldConfig = DEFAULT_CONFIG
     chains: dict[str, ChainState] = field(default_factory=dict)
+    # Each chain's facts, kept beside its state.
+    facts: dict[str, FactBook] = field(default_factory=dict)
     profiles: dict[UUID, ProfileState] = field(default_factory=dict)
     identities: dict[str, IdentityState] = field(default_factory=dict)
     events: list[ProfileEvent] = field(default_factory=list)
@@ -69,6 +72,8 @@ class Ledger:
     published: list[IntegrationEvent] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     resolved: list[IdentityResolved] = field(default_factory=list)
+    # Read each chain's facts from the beginning for every input (the reference).
+    from_scratch: bool = False
 
     def submit(self, item: Input) -> None:
         self._run((route(item), item))  # type: ignore[arg-type]
@@ -108,10 +113,15 @@ class Ledger:
                 return self._identity(message)  # type: ignore[arg-type]
 
     def _chain(self, message: ChainMessage) -> list[Routed]:
-        chain, changed = evolve_chain(self.chains.get(message.chain_key), message)
-        if chain is not None:
-            self.chains[message.chain_key] = chain
-        return [(Fold.PROFILE, m) for m in changed]
+        key = message.chain_key
+        book = self.facts.setdefault(key, FactBook())
+        outcome = evolve_chain(
+            self.chains.get(key), message, book, self.config, from_scratch=self.from_scratch
+        )
+        if outcome.state is not None:
+            self.chains[key] = outcome.state
+        book.keep(outcome.transactions, outcome.observations)
+        return [(Fold.PROFILE, m) for m in outcome.to_profiles]
 
     def _profile(self, message: ProfileMessage) -> list[Routed]:
         state = self.profiles.get(message.profile_id)

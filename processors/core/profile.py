@@ -10,18 +10,20 @@ the chains a message changes can show anything new, so only they are read again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import dataclasses
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from processors.core.access import access_levels
-from processors.core.chain import claim_id_for, merge_chains, parse_chain_key
+from processors.core.chain import claim_id_for, parse_chain_key
 from processors.core.config import DEFAULT_CONFIG, FoldConfig
 from processors.core.ids import stable_id
-from processors.core.journey import Item, journey
+from processors.core.journey import is_lapse, lapse, story_order
 from processors.core.validation import Error, apply_attributes, note_text_error, transaction_error
 from processors.core.view import next_wakeup, related_chains
+from schemas.base import replace, to_json
 from schemas.commands import (
     AddNote,
     CommandBase,
@@ -53,8 +55,8 @@ from schemas.messages import (
     Tick,
 )
 from schemas.outputs import Applied, ProfileEvent, Rejection
-from schemas.profile import Note, ProfileFields
-from schemas.state import ChainState, Claim, EmailRecord, Grant, ProfileState
+from schemas.profile import PROFILE_FIELD_NAMES, Note
+from schemas.state import ChainDigest, Claim, EmailRecord, Grant, Item, Payment, ProfileState
 from schemas.views import AccessLevelView
 
 E = EventType
@@ -70,6 +72,8 @@ class ProfileOutcome:
     to_identity: tuple[ReleaseIdentity, ...] = ()
     # The command this message was, once accepted: a waiting API call answers from it.
     applied: Applied | None = None
+    # Payments of the parent chains that changed (kept beside the state on a changelog).
+    payments: tuple[Payment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,9 @@ class _Step:
     to_chains: list[ChainMessage] = field(default_factory=list)
     to_profiles: list[EntitlementsReceived] = field(default_factory=list)
     to_identity: list[ReleaseIdentity] = field(default_factory=list)
+    # Journey items a chain has just told, by chain key.
+    told: dict[str, tuple[Item, ...]] = field(default_factory=dict)
+    payments: tuple[Payment, ...] = ()
 
 
 def evolve_profile(
@@ -101,11 +108,11 @@ def evolve_profile(
     if new_state.exists and not new_state.deleted:
         # The message and the instant `now` are evaluated together, so that an input due
         # exactly when access would lapse leaves no gap.
-        told, found = changes(new_state, now, config, _touched(advanced, new_state, now))
+        told, found = changes(new_state, now, config, _touched(advanced, new_state, now), step.told)
         update["next_wakeup_at"] = next_wakeup(new_state, now, config)
     if new_state is not advanced or found or told:
         update["version"] = advanced.version + 1
-    new_state = new_state.model_copy(update={**update, **told})
+    new_state = replace(new_state, **update, **told)
     events = (*timed, *step.events, *found)
     applied = None
     if isinstance(message, CommandBase) and not step.rejections:
@@ -123,6 +130,7 @@ def evolve_profile(
         tuple(step.to_profiles),
         tuple(step.to_identity),
         applied,
+        step.payments,
     )
 
 
@@ -138,11 +146,11 @@ def advance(
     while wake is not None and wake < until:
         told, found = changes(state, wake, config)
         bump = 1 if found or told else 0
-        state = state.model_copy(update={**told, "as_of": wake, "version": state.version + bump})
+        state = replace(state, **told, as_of=wake, version=state.version + bump)
         events += found
         wake = next_wakeup(state, wake, config)
     if wake != state.next_wakeup_at:
-        state = state.model_copy(update={"next_wakeup_at": wake})
+        state = replace(state, next_wakeup_at=wake)
     return state, events
 
 
@@ -158,31 +166,49 @@ def _touched(before: ProfileState, after: ProfileState, now: datetime) -> set[st
 
 
 def changes(
-    state: ProfileState, at: datetime, config: FoldConfig, chains: set[str] | None = None
+    state: ProfileState,
+    at: datetime,
+    config: FoldConfig,
+    chains: set[str] | None = None,
+    told: dict[str, tuple[Item, ...]] | None = None,
 ) -> tuple[dict[str, Any], list[ProfileEvent]]:
     """What the profile shows at `at` beyond what it has told, and the update of the
-    state that remembers having told it. `chains` limits the journey to those named."""
+    state that remembers having told it. `chains` limits the journey to those named; `told`
+    holds journey items the chains have just told."""
     me = state.profile_id
     events: list[ProfileEvent] = []
-    told = state.told
-    for r in related_chains(state, config):
+    ended = state.ended
+    for r in related_chains(state):
         key = r.chain.chain_key
         if not r.is_parent or (chains is not None and key not in chains):
             continue
-        known = told.get(key, frozenset())
+        items = list(told.get(key, ())) if told else []
+        if r.chain.spans:
+            prior = r.chain.before.last_renewal if r.chain.before is not None else None
+            periods = {p.tx.transaction_id: p for p in r.chain.periods}
+            for span in r.chain.spans:
+                item = lapse(span, periods[span.last], r.chain.renewals, prior, at)
+                if item is not None:
+                    items.append(item)
+        if not items:
+            continue
+        known = ended.get(key, frozenset())
         fresh: list[str] = []
-        for item in journey(r.chain, at, config):
-            mark = f"{item.key}|{item.event_type.value}"
-            if mark not in known:
+        items.sort(key=story_order)
+        for item in items:
+            if is_lapse(item):
+                mark = item.mark
+                if mark in known or mark in fresh:
+                    continue
                 fresh.append(mark)
-                events.append(_journey_event(me, r.chain, item, at))
+            events.append(_journey_event(me, r.chain, item, at))
         if fresh:
-            told = {**told, key: known.union(fresh)}
+            ended = {**ended, key: known.union(fresh)}
     levels = access_levels(state, at, config)
     events += _level_events(me, state.levels, levels, at)
     update: dict[str, Any] = {}
-    if told is not state.told:
-        update["told"] = told
+    if ended is not state.ended:
+        update["ended"] = ended
     if levels != state.levels:
         update["levels"] = levels
     return update, events
@@ -199,7 +225,7 @@ def _level_events(
     for level, view in new_levels.items():
         old = old_levels.get(level)
         if old is None or _signature(old) != _signature(view):
-            digest = view.model_dump_json()
+            digest = to_json(view).decode()
             events.append(
                 ProfileEvent(
                     profile_event_id=stable_id(me, "access", level, at.isoformat(), digest),
@@ -219,13 +245,8 @@ def _level_events(
     for level, view in old_levels.items():
         if level not in new_levels and view.is_active:
             # The level's source went to another profile: it ends here, now.
-            gone = view.model_copy(
-                update={
-                    "is_active": False,
-                    "expires_at": at,
-                    "is_lifetime": False,
-                    "will_renew": False,
-                }
+            gone = replace(
+                view, is_active=False, expires_at=at, is_lifetime=False, will_renew=False
             )
             events.append(
                 ProfileEvent(
@@ -258,7 +279,7 @@ def _signature(view: AccessLevelView) -> tuple[object, ...]:
     )
 
 
-def _journey_event(me: UUID, chain: ChainState, item: Item, at: datetime) -> ProfileEvent:
+def _journey_event(me: UUID, chain: ChainDigest, item: Item, at: datetime) -> ProfileEvent:
     tx = item.tx
     priced = item.proceeds_usd is not None or item.event_type in (
         E.SUBSCRIPTION_REFUNDED,
@@ -310,9 +331,9 @@ def _apply(
         )
     step = _command(state, message, now, config)
     if step.state is not state:
-        step = replace(
+        step = dataclasses.replace(
             step,
-            state=step.state.model_copy(update={"seen": step.state.seen | {message.command_id}}),
+            state=replace(step.state, seen=step.state.seen | {message.command_id}),
         )
     return step
 
@@ -386,17 +407,16 @@ def _create(state: ProfileState, command: CreateProfile, config: FoldConfig) -> 
             custom_attributes=command.custom_attributes,
         )
         more = _update(step.state, update, config)
-        return replace(more, events=step.events + more.events, to_chains=step.to_chains)
+        return dataclasses.replace(more, events=step.events + more.events, to_chains=step.to_chains)
     attributes = apply_attributes({}, command.custom_attributes, config)
     if isinstance(attributes, tuple):
         return _reject(state, command, attributes)
-    created = state.model_copy(
-        update={
-            "exists": True,
-            "created_at": command.issued_at,
-            "fields": command.fields,
-            "custom_attributes": attributes,
-        }
+    created = replace(
+        state,
+        exists=True,
+        created_at=command.issued_at,
+        fields=command.fields,
+        custom_attributes=attributes,
     )
     step = _Step(
         created, events=[_event(created, command.command_id, E.PROFILE_CREATED, command.issued_at)]
@@ -404,7 +424,7 @@ def _create(state: ProfileState, command: CreateProfile, config: FoldConfig) -> 
     if command.customer_user_id is None:
         return step
     identified = _identify(created, command, command.customer_user_id)
-    return replace(identified, events=step.events + identified.events)
+    return dataclasses.replace(identified, events=step.events + identified.events)
 
 
 def _identify(state: ProfileState, command: CommandBase, customer_user_id: str | None) -> _Step:
@@ -420,7 +440,7 @@ def _identify(state: ProfileState, command: CommandBase, customer_user_id: str |
                 "the profile already has another customer_user_id",
             ),
         )
-    identified = state.model_copy(update={"customer_user_id": customer_user_id})
+    identified = replace(state, customer_user_id=customer_user_id)
     return _Step(
         identified,
         events=[
@@ -441,11 +461,7 @@ def _identify(state: ProfileState, command: CommandBase, customer_user_id: str |
 
 def _claimed(state: ProfileState) -> list[str]:
     me = state.profile_id
-    return [
-        key
-        for key, chain in sorted(state.chains.items())
-        if any(c.profile_id == me for c in chain.claims)
-    ]
+    return [key for key, chain in sorted(state.chains.items()) if me in chain.claimed_by]
 
 
 def _update(
@@ -456,18 +472,22 @@ def _update(
         return _reject(state, command, attributes)
     update: dict[str, Any] = {"custom_attributes": attributes}
     if isinstance(command, UpdateProfile):
-        given = {name: value for name, value in command.fields if value is not None}
+        given = {
+            name: value
+            for name in PROFILE_FIELD_NAMES
+            if (value := getattr(command.fields, name)) is not None
+        }
         given.update(dict.fromkeys(command.unset))
-        update["fields"] = state.fields.model_copy(update=given)
+        update["fields"] = replace(state.fields, **given)
         if command.seen_at is not None:
             update["last_seen_at"] = max(command.seen_at, state.last_seen_at or command.seen_at)
-    updated = state.model_copy(update=update)
+    updated = replace(state, **update)
     if updated == state:
         return _Step(state)
     changed = sorted(
         {
             k
-            for k in ProfileFields.model_fields
+            for k in sorted(PROFILE_FIELD_NAMES)
             if getattr(updated.fields, k) != getattr(state.fields, k)
         }
         | ({"custom_attributes"} if attributes != state.custom_attributes else set())
@@ -514,9 +534,7 @@ def _set_transaction(state: ProfileState, command: SetTransaction) -> _Step:
         renewal=command.renewal,
     )
     # The transaction reaches this profile through its chain; the command itself is done.
-    return _Step(
-        state.model_copy(update={"seen": state.seen | {command.command_id}}), to_chains=[event]
-    )
+    return _Step(replace(state, seen=state.seen | {command.command_id}), to_chains=[event])
 
 
 def _grant(
@@ -542,7 +560,7 @@ def _grant(
         starts_at=command.starts_at or command.issued_at,
         expires_at=command.expires_at,
     )
-    granted = state.model_copy(update={"grants": {**state.grants, level: grant}})
+    granted = replace(state, grants={**state.grants, level: grant})
     detail = {
         "access_level_id": level,
         "expires_at": grant.expires_at.isoformat() if grant.expires_at else "lifetime",
@@ -597,11 +615,11 @@ def _revoke(
                 "revoke_at is later than the access level's expires_at",
             ),
         )
-    revoked = state.model_copy(update={"level_cutoffs": {**state.level_cutoffs, level: revoke_at}})
+    revoked = replace(state, level_cutoffs={**state.level_cutoffs, level: revoke_at})
     event = _event(
         revoked, command.command_id, E.ACCESS_LEVEL_REVOKED, revoke_at, access_level_id=level
     )
-    return _Step(revoked, events=[event.model_copy(update={"is_future_dated": revoke_at > now})])
+    return _Step(revoked, events=[replace(event, is_future_dated=revoke_at > now)])
 
 
 def _note(
@@ -639,8 +657,8 @@ def _note(
                 return _reject(state, command, _NOTE_MISSING, status=404)
             if (error := note_text_error(command.text, config)) is not None:
                 return _reject(state, command, error)
-            notes[command.note_id] = existing.model_copy(
-                update={"text": command.text, "updated_at": command.issued_at}
+            notes[command.note_id] = replace(
+                existing, text=command.text, updated_at=command.issued_at
             )
             action = "edited"
         case DeleteNote():
@@ -648,8 +666,8 @@ def _note(
                 return _reject(state, command, _NOTE_MISSING, status=404)
             del notes[command.note_id]
             action = "deleted"
-    noted = state.model_copy(
-        update={"notes": tuple(sorted(notes.values(), key=lambda n: (n.created_at, n.note_id)))}
+    noted = replace(
+        state, notes=tuple(sorted(notes.values(), key=lambda n: (n.created_at, n.note_id)))
     )
     return _Step(
         noted,
@@ -682,10 +700,10 @@ def _transfer(state: ProfileState, command: TransferAccess, config: FoldConfig) 
                 counterpart=me,
             ),
         )
-        for r in related_chains(state, config)
-        if me in r.relations.claimants
+        for r in related_chains(state)
+        if me in r.chain.claimants
     ]
-    marked = state.model_copy(update={"seen": state.seen | {command.command_id}})
+    marked = replace(state, seen=state.seen | {command.command_id})
     return _Step(
         marked,
         events=[
@@ -728,9 +746,7 @@ def _restore(state: ProfileState, command: RestorePurchases) -> _Step:
         )
         for key in command.chain_keys
     ]
-    return _Step(
-        state.model_copy(update={"seen": state.seen | {command.command_id}}), to_chains=list(claims)
-    )
+    return _Step(replace(state, seen=state.seen | {command.command_id}), to_chains=list(claims))
 
 
 def _delete(state: ProfileState, command: DeleteProfile) -> _Step:
@@ -789,9 +805,9 @@ def _email(state: ProfileState, command: RecordEmailEvent) -> _Step:
     )
     known = getattr(record, attribute)
     if known is not None and known <= command.occurred_at:
-        return _Step(state.model_copy(update={"seen": state.seen | {command.command_id}}))
-    record = record.model_copy(update={attribute: command.occurred_at})
-    recorded = state.model_copy(update={"emails": {**state.emails, command.email_id: record}})
+        return _Step(replace(state, seen=state.seen | {command.command_id}))
+    record = replace(record, **{attribute: command.occurred_at})
+    recorded = replace(state, emails={**state.emails, command.email_id: record})
     detail = {"email_id": command.email_id}
     if command.campaign_id:
         detail["campaign_id"] = command.campaign_id
@@ -803,7 +819,7 @@ def _email(state: ProfileState, command: RecordEmailEvent) -> _Step:
 def _unsubscribe(state: ProfileState, command: Unsubscribe) -> _Step:
     if state.email_unsubscribed_at is not None:
         return _Step(state)  # idempotent: already on the suppression list
-    unsubscribed = state.model_copy(update={"email_unsubscribed_at": command.issued_at})
+    unsubscribed = replace(state, email_unsubscribed_at=command.issued_at)
     return _Step(
         unsubscribed,
         events=[_event(unsubscribed, command.command_id, E.EMAIL_UNSUBSCRIBED, command.issued_at)],
@@ -813,25 +829,38 @@ def _unsubscribe(state: ProfileState, command: Unsubscribe) -> _Step:
 def _chain_changed(state: ProfileState, message: ChainChanged, now: datetime) -> _Step:
     if state.deleted:
         return _Step(state)
-    known = state.chains.get(message.chain.chain_key)
-    merged = message.chain if known is None else merge_chains(known, message.chain)
-    if merged == known:
-        return _Step(state)
-    update: dict[str, Any] = {"chains": {**state.chains, merged.chain_key: merged}}
+    digest = message.digest
+    key = digest.chain_key
+    known = state.chains.get(key)
+    if known is not None and digest.seq <= known.seq:
+        return _Step(state)  # told before: a redelivery
+    me = state.profile_id
+    update: dict[str, Any] = {"chains": {**state.chains, key: digest}}
+    if message.payments:
+        payments = dict(state.payments)
+        for payment in message.payments:
+            payments[payment.key] = payment
+        update["payments"] = payments
     events: list[ProfileEvent] = []
     if not state.exists:
         # A store event named a profile nobody created yet: it exists from now on.
         update.update(exists=True, created_at=now)
-        events.append(_event(state, f"implicit:{merged.chain_key}", E.PROFILE_CREATED, now))
-    me = state.profile_id
+        events.append(_event(state, f"implicit:{key}", E.PROFILE_CREATED, now))
     to_chains: list[ChainMessage] = []
     if (
         state.customer_user_id is not None
-        and me not in merged.identified
-        and any(c.profile_id == me for c in merged.claims)
+        and me not in digest.identified
+        and me in digest.claimed_by
     ):
-        to_chains.append(ClaimantIdentified(chain_key=merged.chain_key, profile_id=me, at=now))
-    return _Step(state.model_copy(update=update), events=events, to_chains=to_chains)
+        to_chains.append(ClaimantIdentified(chain_key=key, profile_id=me, at=now))
+    told = {key: message.told} if message.told and digest.parent == me else {}
+    return _Step(
+        replace(state, **update),
+        events=events,
+        to_chains=to_chains,
+        told=told,
+        payments=message.payments,
+    )
 
 
 def _entitlements_received(
@@ -845,7 +874,7 @@ def _entitlements_received(
     if not state.exists:
         update.update(exists=True, created_at=now)
         events.append(_event(state, marker, E.PROFILE_CREATED, now))
-    received = state.model_copy(update=update)
+    received = replace(state, **update)
     events.append(
         _event(
             received,

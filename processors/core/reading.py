@@ -1,44 +1,14 @@
-"""What a chain's facts mean at an instant: its periods, money and phase."""
+"""What a chain means at an instant: its phase, period and renewal state, from its digest."""
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import datetime
 from enum import Enum
 
-from processors.core.cache import remembered, remembered_at
-from processors.core.config import FoldConfig
-from schemas.events import RenewalInfo, TransactionInfo
-from schemas.state import ChainState, RenewalObs, TransactionFact
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    """One subscription transaction as it bears on access and money."""
-
-    fact: TransactionFact
-    # The transaction as the newest store statements make it (patches applied).
-    tx: TransactionInfo
-    start: datetime
-    # When its access ends: expiry (deferrals included), refund or early end, whichever first.
-    end: datetime
-    proceeds_usd: Decimal
-    rate_after_first_year: bool
-
-    @property
-    def refunded(self) -> bool:
-        return self.tx.revoked_at is not None
-
-
-@dataclass(frozen=True, slots=True)
-class Purchase:
-    """A one-time purchase."""
-
-    fact: TransactionFact
-    tx: TransactionInfo
-    proceeds_usd: Decimal
+from schemas.events import RenewalInfo
+from schemas.state import ChainDigest, Observation, Period
 
 
 class Phase(Enum):
@@ -55,8 +25,9 @@ class Reading:
     phase: Phase
     # The period covering `now`, else the one that ended last.
     period: Period | None
-    renewal: RenewalObs | None
-    # Access lasts until this instant (grace included); None when there is none now.
+    renewal: Observation | None
+    # The expiry access shows: the covering periods' end or the grace period's, and while
+    # awaiting a renewal (the renewal leeway) the period's own; None without access now.
     access_until: datetime | None
     renewal_cancelled_at: datetime | None
     ever_paid: bool
@@ -67,123 +38,60 @@ class Reading:
 
     @property
     def auto_renew(self) -> bool:
-        return self.renewal.info.auto_renew if self.renewal else True
+        return self.renewal.renewal.auto_renew if self.renewal and self.renewal.renewal else True
 
     @property
     def is_trial(self) -> bool:
         return self.period is not None and self.period.tx.is_trial
 
-
-def _rate(config: FoldConfig, reduced: bool) -> Decimal:
-    return config.reduced_commission_rate if reduced else config.commission_rate
-
-
-def periods(chain: ChainState, config: FoldConfig) -> tuple[Period, ...]:
-    return remembered("periods", chain, config, lambda: _periods(chain, config))
+    @property
+    def info(self) -> RenewalInfo | None:
+        return self.renewal.renewal if self.renewal is not None else None
 
 
-def _periods(chain: ChainState, config: FoldConfig) -> tuple[Period, ...]:
-    deferred: dict[str, datetime] = {}
-    for d in chain.deferrals:
-        deferred[d.transaction_id] = max(d.expires_at, deferred.get(d.transaction_id, d.expires_at))
-    subscriptions = sorted(
-        (f for f in chain.transactions.values() if f.info.is_subscription),
-        key=lambda f: (f.info.purchased_at, f.info.transaction_id),
-    )
-    paid_service = timedelta(0)
-    out: list[Period] = []
-    for fact in subscriptions:
-        tx = effective(fact, chain)
-        assert tx.expires_at is not None  # guaranteed by TransactionInfo for subscriptions
-        end = max(tx.expires_at, deferred.get(tx.transaction_id, tx.expires_at))
-        # A termination cuts the period it falls in; a later period starts afresh.
-        for termination in chain.terminations:
-            if tx.purchased_at <= termination.ended_at < end:
-                end = termination.ended_at
-        for early in (tx.revoked_at, tx.ended_at):
-            if early is not None and early < end:
-                end = early
-        end = max(end, tx.purchased_at)
-        after_first_year = paid_service >= config.reduced_rate_after
-        rate = _rate(config, config.small_business or after_first_year)
-        out.append(
-            Period(fact, tx, tx.purchased_at, end, tx.price_usd * (1 - rate), after_first_year)
-        )
-        if not tx.is_trial and tx.revoked_at is None:
-            paid_service += end - tx.purchased_at
-    return tuple(out)
-
-
-def purchases(chain: ChainState, config: FoldConfig) -> tuple[Purchase, ...]:
-    return remembered("purchases", chain, config, lambda: _purchases(chain, config))
-
-
-def _purchases(chain: ChainState, config: FoldConfig) -> tuple[Purchase, ...]:
-    rate = _rate(config, config.small_business)
-    ones = sorted(
-        (f for f in chain.transactions.values() if not f.info.is_subscription),
-        key=lambda f: (f.info.purchased_at, f.info.transaction_id),
-    )
-    return tuple(
-        Purchase(f, tx, tx.price_usd * (1 - rate)) for f in ones for tx in (effective(f, chain),)
-    )
-
-
-def effective(fact: TransactionFact, chain: ChainState) -> TransactionInfo:
-    """The transaction with newer refund statements made by id alone applied to it."""
-    if not chain.revocation_patches:
-        return fact.info
-    patches = [
-        p
-        for p in chain.revocation_patches
-        if p.transaction_id == fact.info.transaction_id
-        and (p.signed_at, p.event_id) > (fact.signed_at, fact.event_id)
-    ]
-    if not patches:
-        return fact.info
-    newest = max(patches, key=lambda p: (p.signed_at, p.event_id))
-    return fact.info.model_copy(
-        update={"revoked_at": newest.revoked_at, "revocation_reason": newest.reason}
-    )
-
-
-def renewal_at(chain: ChainState, at: datetime) -> RenewalObs | None:
+def renewal_at(digest: ChainDigest, at: datetime) -> Observation | None:
     """The renewal state the store had signed by `at`."""
-    index = bisect_right([o.signed_at for o in chain.renewals], at)
-    return chain.renewals[index - 1] if index else None
+    renewals = digest.renewals
+    index = bisect_right(renewals, at, key=lambda o: o.signed_at)
+    if index:
+        return renewals[index - 1]
+    return digest.before.last_renewal if digest.before is not None else None
 
 
-def renewal_cancelled_at(chain: ChainState, at: datetime) -> datetime | None:
+def renewal_cancelled_at(digest: ChainDigest, at: datetime) -> datetime | None:
     """When auto-renew was last turned off, if it is off at `at`."""
-    cancelled: datetime | None = None
-    for obs in chain.renewals:
+    cancelled = digest.before.cancelled_at if digest.before is not None else None
+    for obs in digest.renewals:
         if obs.signed_at > at:
             break
-        if not obs.info.auto_renew and cancelled is None:
+        assert obs.renewal is not None
+        if not obs.renewal.auto_renew and cancelled is None:
             cancelled = obs.signed_at
-        elif obs.info.auto_renew:
+        elif obs.renewal.auto_renew:
             cancelled = None
     return cancelled
 
 
-def in_retry(renewal: RenewalObs | None, period: Period) -> RenewalInfo | None:
+def in_retry(renewal: Observation | None, period: Period) -> RenewalInfo | None:
     """The renewal state if it reports a failed renewal of this period."""
-    if renewal is None or not renewal.info.in_billing_retry or renewal.signed_at < period.start:
+    if renewal is None or renewal.signed_at < period.start:
         return None
-    return renewal.info
+    info = renewal.renewal
+    return info if info is not None and info.in_billing_retry else None
 
 
-def read(chain: ChainState, now: datetime, config: FoldConfig) -> Reading:
-    return remembered_at("read", chain, config, now, lambda: _read(chain, now, config))
+def _renews(info: RenewalInfo) -> bool:
+    return info.auto_renew and info.cancellation_reason is None and not info.in_billing_retry
 
 
-def _read(chain: ChainState, now: datetime, config: FoldConfig) -> Reading:
-    due = [p for p in periods(chain, config) if p.start <= now]
-    renewal = renewal_at(chain, now)
+def read(digest: ChainDigest, now: datetime) -> Reading:
+    due = [p for p in digest.periods if p.start <= now]
+    renewal = renewal_at(digest, now)
     if not due:
         return Reading(Phase.NOT_STARTED, None, renewal, None, None, False)
-    ever_paid = any(not p.tx.is_trial for p in due)
-    cancelled_at = renewal_cancelled_at(chain, now)
+    before = digest.before
+    ever_paid = (before is not None and before.ever_paid) or any(not p.tx.is_trial for p in due)
+    cancelled_at = renewal_cancelled_at(digest, now)
     covering = [p for p in due if now < p.end]
     if covering:
         period = max(covering, key=lambda p: (p.start, p.tx.transaction_id))
@@ -196,6 +104,11 @@ def _read(chain: ChainState, now: datetime, config: FoldConfig) -> Reading:
         if grace_end is not None and now < grace_end:
             return Reading(Phase.GRACE, last, renewal, grace_end, cancelled_at, ever_paid)
         return Reading(Phase.BILLING_RETRY, last, renewal, None, cancelled_at, ever_paid)
-    if renewal is not None and renewal.info.paused and renewal.signed_at >= last.start:
+    info = renewal.renewal if renewal is not None else None
+    if info is not None and info.paused and renewal is not None and renewal.signed_at >= last.start:
         return Reading(Phase.PAUSED, last, renewal, None, cancelled_at, ever_paid)
+    held = last.held_until
+    if held is not None and now < held and (info is None or _renews(info)):
+        # Awaiting the renewal the store said would come (the renewal leeway).
+        return Reading(Phase.ACTIVE, last, renewal, last.end, cancelled_at, ever_paid)
     return Reading(Phase.ENDED, last, renewal, None, cancelled_at, ever_paid)

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 from processors.core.access import access_levels
-from processors.core.cache import remembered
-from processors.core.claims import Relations, relations
 from processors.core.config import FoldConfig
-from processors.core.reading import Phase, Reading, in_retry, periods, purchases, read
+from processors.core.reading import Phase, Reading, in_retry, read
 from processors.core.status import ChainStanding, purchase_status, subscription_state
-from schemas.enums import Environment, Store
+from schemas.enums import Environment
 from schemas.events import TransactionInfo
 from schemas.money import ZERO
-from schemas.state import ChainState, ProfileState
+from schemas.state import ChainDigest, ProfileState
 from schemas.views import (
     AccessLevelView,
     EmailMetrics,
@@ -33,65 +31,45 @@ from schemas.views import (
 
 @dataclass(frozen=True, slots=True)
 class Related:
-    chain: ChainState
-    relations: Relations
+    chain: ChainDigest
     is_parent: bool
     holds: bool
 
 
-def related_chains(state: ProfileState, config: FoldConfig) -> tuple[Related, ...]:
+def related_chains(state: ProfileState) -> Iterator[Related]:
+    """The chains this profile is the parent of or a claimant of, in chain key order."""
     me = state.profile_id
-    related = []
     for key in sorted(state.chains):
         chain = state.chains[key]
-        rel = relations(chain, config.sharing_policy)
-        if rel.parent == me or me in rel.claimants:
-            related.append(Related(chain, rel, rel.parent == me, me in rel.holders))
-    return tuple(related)
+        if chain.parent == me or me in chain.claimants:
+            yield Related(chain, chain.parent == me, me in chain.holders)
 
 
-@dataclass(frozen=True, slots=True)
-class Money:
-    """One production or sandbox amount the profile paid, after refunds."""
+def due(chain: ChainDigest, now: datetime) -> Iterator[tuple[TransactionInfo, Decimal]]:
+    """The chain's transactions since its checkpoint that are due by `now`, with proceeds."""
+    for p in chain.periods:
+        if p.start <= now:
+            yield p.tx, p.proceeds_usd
+    for one in chain.purchases:
+        if one.tx.purchased_at <= now:
+            yield one.tx, one.proceeds_usd
 
-    tx: TransactionInfo
-    store: Store
-    environment: Environment
-    price_usd: Decimal
-    proceeds_usd: Decimal
 
-
-def paid(state: ProfileState, now: datetime, config: FoldConfig) -> list[Money]:
-    """Every due transaction of the chains this profile is the parent of."""
-    out: list[Money] = []
-    for r in related_chains(state, config):
+def revenue(state: ProfileState, now: datetime) -> Revenue:
+    """Exact totals of the parent chains' due transactions, refunds left out."""
+    totals = {Environment.PRODUCTION: [ZERO, ZERO], Environment.SANDBOX: [ZERO, ZERO]}
+    for r in related_chains(state):
         if not r.is_parent:
             continue
-        for p in periods(r.chain, config):
-            if p.start <= now:
-                out.append(
-                    Money(p.tx, r.chain.store, r.chain.environment, p.tx.price_usd, p.proceeds_usd)
-                )
-        for one in purchases(r.chain, config):
-            if one.tx.purchased_at <= now:
-                out.append(
-                    Money(
-                        one.tx,
-                        r.chain.store,
-                        r.chain.environment,
-                        one.tx.price_usd,
-                        one.proceeds_usd,
-                    )
-                )
-    return out
-
-
-def revenue(payments: list[Money]) -> Revenue:
-    totals = {Environment.PRODUCTION: [ZERO, ZERO], Environment.SANDBOX: [ZERO, ZERO]}
-    for m in payments:
-        if m.tx.revoked_at is None:
-            totals[m.environment][0] += m.price_usd
-            totals[m.environment][1] += m.proceeds_usd
+        total = totals[r.chain.environment]
+        before = r.chain.before
+        if before is not None:
+            total[0] += before.revenue_usd
+            total[1] += before.proceeds_usd
+        for tx, proceeds in due(r.chain, now):
+            if tx.revoked_at is None:
+                total[0] += tx.price_usd
+                total[1] += proceeds
     prod, sandbox = totals[Environment.PRODUCTION], totals[Environment.SANDBOX]
     return Revenue(
         total_revenue_usd=prod[0],
@@ -101,24 +79,42 @@ def revenue(payments: list[Money]) -> Revenue:
     )
 
 
-def email_metrics(state: ProfileState, payments: list[Money], config: FoldConfig) -> EmailMetrics:
+def latest_purchase(state: ProfileState, now: datetime) -> TransactionInfo | None:
+    """The parent chains' latest due transaction (a chain's latest is after its checkpoint)."""
+    latest: TransactionInfo | None = None
+    for r in related_chains(state):
+        if r.is_parent:
+            for tx, _ in due(r.chain, now):
+                if latest is None or (tx.purchased_at, tx.transaction_id) > (
+                    latest.purchased_at,
+                    latest.transaction_id,
+                ):
+                    latest = tx
+    return latest
+
+
+def email_metrics(state: ProfileState, now: datetime, config: FoldConfig) -> EmailMetrics:
     records = state.emails.values()
     sent = sum(1 for r in records if r.sent_at is not None)
     opened = sum(1 for r in records if r.opened_at is not None)
     engaged = sorted(
         t for r in records if r.campaign_id is not None for t in (r.opened_at, r.clicked_at) if t
     )
-    window = config.email_attribution_window
-    attributed = sum(
-        (
-            m.price_usd
-            for m in payments
-            if m.environment is Environment.PRODUCTION
-            and m.tx.revoked_at is None
-            and any(t <= m.tx.purchased_at <= t + window for t in engaged)
-        ),
-        ZERO,
-    )
+    attributed = ZERO
+    if engaged:
+        window = config.email_attribution_window
+        me = state.profile_id
+        for payment in state.payments.values():
+            chain = state.chains.get(payment.chain_key)
+            if (
+                chain is not None
+                and chain.parent == me
+                and chain.environment is Environment.PRODUCTION
+                and not payment.refunded
+                and payment.purchased_at <= now
+                and any(t <= payment.purchased_at <= t + window for t in engaged)
+            ):
+                attributed += payment.price_usd
     return EmailMetrics(
         sent=sent,
         delivered=sum(1 for r in records if r.delivered_at is not None),
@@ -160,22 +156,27 @@ def _subscription(r: Related, reading: Reading) -> SubscriptionView:
 
 
 def profile_view(state: ProfileState, now: datetime, config: FoldConfig) -> ProfileView:
-    related = list(related_chains(state, config))
-    readings = [(r, read(r.chain, now, config)) for r in related]
+    related = list(related_chains(state))
+    readings = [(r, read(r.chain, now)) for r in related]
     standings = [ChainStanding(reading, r.holds) for r, reading in readings]
-    payments = paid(state, now, config)
-    latest = max(payments, key=lambda m: (m.tx.purchased_at, m.tx.transaction_id), default=None)
-    one_time = [m for m in payments if not m.tx.is_subscription]
+    latest = latest_purchase(state, now)
+    one_time = [
+        (r.chain, one.tx)
+        for r in related
+        if r.is_parent
+        for one in r.chain.purchases
+        if one.tx.purchased_at <= now
+    ]
     inheritors, parents = [], []
     for r in related:
         if r.is_parent:
             inheritors += [
                 ProfileLink(profile_id=p, chain_key=r.chain.chain_key)
-                for p in r.relations.holders
+                for p in r.chain.holders
                 if p != state.profile_id
             ]
-        elif r.relations.parent is not None:
-            parents.append(ProfileLink(profile_id=r.relations.parent, chain_key=r.chain.chain_key))
+        elif r.chain.parent is not None:
+            parents.append(ProfileLink(profile_id=r.chain.parent, chain_key=r.chain.chain_key))
     return ProfileView(
         profile_id=state.profile_id,
         customer_user_id=state.customer_user_id,
@@ -187,7 +188,7 @@ def profile_view(state: ProfileState, now: datetime, config: FoldConfig) -> Prof
         notes=state.notes,
         subscription_state=subscription_state(standings),
         purchase_status=purchase_status(
-            standings, None if latest is None else latest.tx.revoked_at is not None, bool(one_time)
+            standings, None if latest is None else latest.revoked_at is not None, bool(one_time)
         ),
         access_levels=tuple(_levels_at(state, now, config).values()),
         subscriptions=tuple(
@@ -195,28 +196,27 @@ def profile_view(state: ProfileState, now: datetime, config: FoldConfig) -> Prof
         ),
         non_subscriptions=tuple(
             NonSubscriptionView(
-                purchase_id=m.tx.transaction_id,
-                store=m.store,
-                environment=m.environment,
-                store_product_id=m.tx.product_id,
-                store_base_plan_id=m.tx.base_plan_id,
-                store_transaction_id=m.tx.transaction_id,
-                store_original_transaction_id=m.tx.original_transaction_id,
-                purchased_at=m.tx.purchased_at,
-                is_refund=m.tx.revoked_at is not None,
-                is_consumable=m.tx.is_consumable,
-                price_local=m.tx.price_local,
-                currency=m.tx.currency,
-                price_usd=m.price_usd,
+                purchase_id=tx.transaction_id,
+                store=chain.store,
+                environment=chain.environment,
+                store_product_id=tx.product_id,
+                store_base_plan_id=tx.base_plan_id,
+                store_transaction_id=tx.transaction_id,
+                store_original_transaction_id=tx.original_transaction_id,
+                purchased_at=tx.purchased_at,
+                is_refund=tx.revoked_at is not None,
+                is_consumable=tx.is_consumable,
+                price_local=tx.price_local,
+                currency=tx.currency,
+                price_usd=tx.price_usd,
             )
-            for m in one_time
+            for chain, tx in one_time
         ),
-        revenue=revenue(payments),
-        email=email_metrics(state, payments, config),
+        revenue=revenue(state, now),
+        email=email_metrics(state, now, config),
         email_subscribed=state.email_unsubscribed_at is None,
         inheritors=tuple(inheritors),
         parents=tuple(parents),
-        transaction_ids=_transaction_ids(r.chain for r in related),
         next_wakeup_at=state.next_wakeup_at
         if now == state.as_of
         else next_wakeup(state, now, config),
@@ -234,40 +234,14 @@ def _levels_at(
     return access_levels(state, now, config)
 
 
-def _transaction_ids(chains: Iterable[ChainState]) -> tuple[str, ...]:
-    ids: set[str] = set()
-    for chain in chains:
-        ids.add(chain.original_transaction_id)
-        ids.update(chain.transactions)
-    return tuple(sorted(ids))
-
-
 def next_wakeup(state: ProfileState, after: datetime, config: FoldConfig) -> datetime | None:
     """The next instant at which this profile would change without new input."""
     candidates = [grant.starts_at for grant in state.grants.values()]
     candidates += (g.expires_at for g in state.grants.values() if g.expires_at is not None)
     candidates += state.level_cutoffs.values()
-    for r in related_chains(state, config):
-        instants = chain_instants(r.chain, config)
+    for r in related_chains(state):
+        instants = r.chain.instants
         index = bisect_right(instants, after)
         if index < len(instants):
             candidates.append(instants[index])
     return min((t for t in candidates if t > after), default=None)
-
-
-def chain_instants(chain: ChainState, config: FoldConfig) -> tuple[datetime, ...]:
-    """Every instant at which what a chain's facts mean can change, in order."""
-    return remembered("instants", chain, config, lambda: _chain_instants(chain, config))
-
-
-def _chain_instants(chain: ChainState, config: FoldConfig) -> tuple[datetime, ...]:
-    instants: set[datetime] = set()
-    for p in periods(chain, config):
-        instants.update((p.start, p.end))
-    for obs in chain.renewals:
-        instants.add(obs.signed_at)
-        if obs.info.grace_period_expires_at is not None:
-            instants.add(obs.info.grace_period_expires_at)
-    instants.update(d.signed_at for d in chain.deferrals)
-    instants.update(one.tx.purchased_at for one in purchases(chain, config))
-    return tuple(sorted(instants))

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from processors.normalize.canonical import checked, must
 from processors.normalize.money import Rates, from_milliunits
 from schemas.enums import (
     CancellationReason,
@@ -76,6 +77,11 @@ def instant(millis: int | None) -> datetime | None:
 
 
 def normalize(raw: RawNotification, rates: Rates) -> list[StoreEvent]:
+    """The canonical events of one notification (none for kinds not folded)."""
+    return checked(_normalize(raw, rates))
+
+
+def _normalize(raw: RawNotification, rates: Rates) -> list[StoreEvent]:
     payload = raw.payload
     kind, subtype = payload.get("notificationType"), payload.get("subtype")
     if kind in NOT_FOLDED:
@@ -147,7 +153,7 @@ def _transaction(tx: dict[str, Any], rates: Rates, kind: str | None) -> Transact
         product_id=tx["productId"],
         is_subscription=subscription,
         is_consumable=kind_of_product == "Consumable",
-        purchased_at=instant(tx["purchaseDate"]),
+        purchased_at=must(instant(tx["purchaseDate"]), "purchaseDate"),
         originally_purchased_at=instant(tx.get("originalPurchaseDate")),
         expires_at=instant(tx.get("expiresDate")) if subscription else None,
         offer=offer,

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from processors.normalize.canonical import checked
 from processors.normalize.money import Rates
 from schemas.enums import (
     CancellationReason,
@@ -81,10 +82,15 @@ def money(price: dict[str, Any] | None) -> tuple[Decimal, str]:
 
 
 def normalize(raw: RawNotification, rates: Rates) -> list[StoreEvent]:
+    """The canonical events of one notification (none for kinds not folded)."""
+    return checked(_normalize(raw, rates))
+
+
+def _normalize(raw: RawNotification, rates: Rates) -> list[StoreEvent]:
     notification = raw.payload.get("notification") or {}
     message_id = raw.payload.get("message_id") or raw.dedupe_key
     at = instant(notification.get("eventTimeMillis")) or raw.received_at
-    base = {
+    base: dict[str, Any] = {
         "event_id": f"play_store:{message_id}",
         "store": Store.PLAY_STORE,
         "effective_at": at,

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from processors.normalize.canonical import checked, must
 from processors.normalize.money import Rates, from_minor_units
 from schemas.enums import (
     CancellationReason,
@@ -63,6 +64,11 @@ def subscription_of(event: dict[str, Any]) -> str | None:
 
 
 def normalize(raw: RawNotification, rates: Rates) -> list[StoreEvent]:
+    """The canonical events of one notification (none for kinds not folded)."""
+    return checked(_normalize(raw, rates))
+
+
+def _normalize(raw: RawNotification, rates: Rates) -> list[StoreEvent]:
     event = raw.payload
     kind = event.get("type")
     subscription = subscription_of(event)
@@ -122,7 +128,7 @@ def _invoice(invoice: dict[str, Any], subscription: str, rates: Rates) -> Transa
         original_transaction_id=subscription,
         product_id=str(product),
         base_plan_id=price.get("id") or price.get("price"),
-        purchased_at=instant(period.get("start")),
+        purchased_at=must(instant(period.get("start")), "period.start"),
         expires_at=instant(period.get("end")),
         offer=_TRIAL if amount == 0 else None,
         price_local=amount,

@@ -1,52 +1,131 @@
-"""Fold state on its changelog: the pydantic models' JSON.
+"""Fold state on its changelog: each state, and the records kept beside it, as MessagePack.
 
-The producer compresses whole batches (zstd), which does better on a batch of similar
-states than one state at a time could. Older changelogs held each state zlib-compressed;
-they are still read.
+A state's changelog record is keyed by the state's key; a record kept beside it (a chain's
+transaction or observation, a profile's payment) by the state's key, a NUL byte, its kind
+and its id, in the state's partition. So a change writes what it changed: the state and
+the records that are new or changed, never a chain's whole history.
+
+Changelogs written by earlier processors held each state as JSON: they are refused with
+the way forward (a new processor version) rather than misread.
 """
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
-import orjson
-from faust.serializers import codecs
-from pydantic import BaseModel
+import msgspec
 
-from schemas.state import ChainState, IdentityState, ProfileState
+from schemas.base import Compact, replace
+from schemas.state import (
+    ChainState,
+    IdentityState,
+    Observation,
+    Payment,
+    ProfileState,
+    TransactionFact,
+)
 
+SEPARATOR = b"\x00"
+TRANSACTION = b"t"
+OBSERVATION = b"o"
+PAYMENT = b"p"
 
-def encode_state(state: BaseModel) -> bytes:
-    # Defaults are left out: most of a transaction's fields are empty, and reading the
-    # state back fills them in.
-    return state.model_dump_json(exclude_defaults=True).encode()
-
-
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value)
-
-
-class ModelCodec(codecs.Codec):
-    def __init__(self, model: type[BaseModel]) -> None:
-        super().__init__()
-        self.model = model
-
-    def _dumps(self, value: Any) -> bytes:
-        return encode_state(value)
-
-    def _loads(self, data: bytes) -> Any:
-        text = data if data[:1] == b"{" else zlib.decompress(data)
-        return self.model.model_validate_json(text)
+_ENCODER = msgspec.msgpack.Encoder(decimal_format="string")
 
 
-STATE_CODECS: dict[str, type[BaseModel]] = {
-    "subledger-chain-state": ChainState,
-    "subledger-profile-state": ProfileState,
-    "subledger-identity-state": IdentityState,
+class StaleStateError(Exception):
+    """A changelog record in a format this processor does not read."""
+
+
+def encode(value: object) -> bytes:
+    return _ENCODER.encode(value)
+
+
+def beside(key: bytes, kind: bytes, ident: str) -> bytes:
+    """The changelog key of a record kept beside the state at `key`."""
+    return key + SEPARATOR + kind + ident.encode()
+
+
+class ChainRecord(Compact, frozen=True, kw_only=True):
+    """A chain's state as written: its tail names the facts kept beside it, by id."""
+
+    state: ChainState
+    transactions: tuple[str, ...] = ()
+    observations: tuple[str, ...] = ()
+
+
+class Layout:
+    """How one table's states and the records beside them are written and read back."""
+
+    def __init__(self, head: type[Any], kinds: dict[bytes, type[Any]]) -> None:
+        self.head = head
+        self._heads = msgspec.msgpack.Decoder(head)
+        self._kinds = {kind: msgspec.msgpack.Decoder(t) for kind, t in kinds.items()}
+
+    def decode(self, kind: bytes, data: bytes) -> Any:
+        return self._kinds[kind].decode(data)
+
+    def encode_head(self, state: Any) -> bytes:
+        return encode(state)
+
+    def decode_head(self, data: bytes) -> Any:
+        """The state as written; `assemble` completes it from the records beside it."""
+        if data[:1] in (b"{", b"x"):
+            raise StaleStateError(
+                f"a {self.head.__name__} changelog record written by an earlier processor: "
+                "derive this processor's state with `subledger reprocess --version N` and run "
+                "the workers with SUBLEDGER_PROCESSOR_VERSION=N"
+            )
+        return self._heads.decode(data)
+
+    def assemble(self, written: Any, beside: dict[bytes, bytes]) -> Any:
+        return written
+
+
+class ChainLayout(Layout):
+    def __init__(self) -> None:
+        super().__init__(ChainRecord, {TRANSACTION: TransactionFact, OBSERVATION: Observation})
+
+    def encode_head(self, state: Any) -> bytes:
+        return encode(
+            ChainRecord(
+                state=replace(state, transactions={}, observations=()),
+                transactions=tuple(state.transactions),
+                observations=tuple(o.event_id for o in state.observations),
+            )
+        )
+
+    def assemble(self, written: Any, beside: dict[bytes, bytes]) -> Any:
+        record: ChainRecord = written
+        transactions = {
+            tid: self.decode(TRANSACTION, beside[TRANSACTION + tid.encode()])
+            for tid in record.transactions
+        }
+        observations = tuple(
+            self.decode(OBSERVATION, beside[OBSERVATION + eid.encode()])
+            for eid in record.observations
+        )
+        return replace(record.state, transactions=transactions, observations=observations)
+
+
+class ProfileLayout(Layout):
+    def __init__(self) -> None:
+        super().__init__(ProfileState, {PAYMENT: Payment})
+
+    def encode_head(self, state: Any) -> bytes:
+        # Payments are records of their own; the state is written without them.
+        return encode(replace(state, payments={}) if state.payments else state)
+
+    def assemble(self, written: Any, beside: dict[bytes, bytes]) -> Any:
+        payments = {}
+        for sub in [s for s in beside if s[:1] == PAYMENT]:
+            payment = self.decode(PAYMENT, beside.pop(sub))
+            payments[payment.key] = payment
+        return replace(written, payments=payments) if payments else written
+
+
+LAYOUTS: dict[str, Layout] = {
+    "chains": ChainLayout(),
+    "profiles": ProfileLayout(),
+    "identities": Layout(IdentityState, {}),
 }
-
-
-def register() -> None:
-    for name, model in STATE_CODECS.items():
-        codecs.register(name, ModelCodec(model))

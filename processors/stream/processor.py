@@ -26,10 +26,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+import msgspec
 from aiokafka import AIOKafkaProducer
 from mode import CrashingSupervisor
 from prometheus_client import Counter, Gauge, Histogram
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from processors.core.chain import evolve_chain
 from processors.core.config import FoldConfig
@@ -40,9 +41,10 @@ from processors.core.profile import evolve_profile
 from processors.core.view import profile_view
 from processors.normalize import apple, google_play, stripe
 from processors.normalize.money import Rates
-from processors.stream import codecs
+from processors.stream import codecs, store
 from processors.stream.packs import PackError, is_pack, unpack
 from processors.stream.sender import Partitioner, Sender
+from processors.stream.store import StateStore
 from processors.stream.wakeups import WakeIndex
 from runtime.catalog import Catalog
 from runtime.health import CONSUMER_LAG, Health, lag_reason
@@ -53,6 +55,7 @@ from runtime.kafka import (
     tune_faust_fetches,
 )
 from runtime.settings import Settings
+from schemas.base import to_json
 from schemas.commands import Command
 from schemas.enums import Store
 from schemas.messages import (
@@ -79,6 +82,8 @@ BATCH_SIZE = Histogram(
     buckets=(1, 10, 100, 500, 1000, 5000, 20000),
 )
 COMMIT_AGE = Gauge("subledger_commit_age_seconds", "Seconds since consumed offsets last advanced")
+# How long after sending due wake-ups the worker waits to call itself caught up.
+WAKE_SETTLE_SECONDS = 2.0
 TIMERS_DUE = Gauge("subledger_timers_indexed", "Profiles with a pending wake-up on this worker")
 UNNORMALIZED = Counter(
     "subledger_unnormalized_total", "Raw notifications kept for a normalizer to come", ["store"]
@@ -99,14 +104,40 @@ NORMALIZERS = {
 }
 
 _RAW = TypeAdapter(RawNotification)
-_COMMANDS = TypeAdapter(Command)
-_PROFILE_MESSAGES = TypeAdapter(ProfileMessage)
-_CHAIN_MESSAGES = TypeAdapter(ChainMessage)
-_IDENTITY_MESSAGES = TypeAdapter(IdentityMessage)
+
+
+class _Messages:
+    """Decodes one kind of message: a record's JSON, or a pack item's."""
+
+    def __init__(self, kind: Any) -> None:
+        self._decoder = msgspec.json.Decoder(kind)
+
+    def decode(self, data: bytes) -> Any:
+        return self._decoder.decode(data)
+
+
+class _Raw:
+    def decode(self, data: bytes) -> Any:
+        return _RAW.validate_json(data)
+
+
+_COMMANDS = _Messages(Command)
+_PROFILE_MESSAGES = _Messages(ProfileMessage)
+_CHAIN_MESSAGES = _Messages(ChainMessage)
+_IDENTITY_MESSAGES = _Messages(IdentityMessage)
+_RAWS = _Raw()
+_DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, ValidationError)
+_PACK = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 def _bytes(value: object) -> bytes:
     return str(value).encode()
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return str(error.errors()[:3])
+    return str(error)
 
 
 AGENT_INPUTS = ("chain_inputs", "profile_commands", "profile_inputs", "identity_inputs")
@@ -114,7 +145,7 @@ AGENT_INPUTS = ("chain_inputs", "profile_commands", "profile_inputs", "identity_
 
 class Processor:
     def __init__(self, settings: Settings, catalog: Catalog, bootstrap: str) -> None:
-        codecs.register()
+        store.register()
         self.settings = settings
         self.catalog = catalog
         self.config: FoldConfig = settings.fold_config()
@@ -123,7 +154,7 @@ class Processor:
         self.app = faust.App(
             settings.processor_app_id,
             broker=f"kafka://{bootstrap}",
-            store="memory://",
+            store=f"{store.SCHEME}://",
             topic_partitions=self.partitions,
             # Topics come from topics.yaml (`subledger topics apply`), never from Faust.
             topic_allow_declare=False,
@@ -132,9 +163,9 @@ class Processor:
             **faust_settings(settings.broker_flavor),
         )
         self.names = {tid: catalog[tid].name for tid in catalog.topics}
-        self.chains = self._table("chains", "chain_state", "subledger-chain-state")
-        self.profiles = self._table("profiles", "profile_state", "subledger-profile-state")
-        self.identities = self._table("identities", "identity_state", "subledger-identity-state")
+        self.chains = self._table("chains", "chain_state")
+        self.profiles = self._table("profiles", "profile_state")
+        self.identities = self._table("identities", "identity_state")
         # Outputs and state go through a producer of our own, batch by batch (sender.py);
         # it starts with the first batch, inside the worker's event loop.
         self._producer: AIOKafkaProducer | None = None
@@ -153,6 +184,7 @@ class Processor:
         # What the agents read: the topics whose lag says whether this worker is ready.
         self._sources = frozenset(self.names[t] for t in (*RAW_TOPICS, *AGENT_INPUTS))
         self._indexed_at = float("-inf")
+        self._woken_at = float("-inf")
         self._reread_pending = False
         self._last_commit = time.monotonic()
         self._committed: dict[Any, int] = {}
@@ -178,14 +210,16 @@ class Processor:
 
     # --- wiring --------------------------------------------------------------------------
 
-    def _table(self, name: str, topic_id: str, codec: str) -> Any:
+    def _table(self, name: str, topic_id: str) -> Any:
         spec = self.catalog[topic_id]
+        # Records are bytes on the changelog: the store decodes them (store.py, codecs.py).
         changelog = self.app.topic(
             spec.name,
             partitions=spec.partitions,
             key_type=bytes,
+            value_type=bytes,
             key_serializer="raw",
-            value_serializer=codec,
+            value_serializer="raw",
         )
         # use_partitioner: a key's state lives in the changelog partition its key hashes
         # to, the partition its input topics put it in (the sender hashes the same way).
@@ -197,7 +231,6 @@ class Processor:
             changelog_topic=changelog,
             use_partitioner=True,
         )
-        table.value_serializer = codec
         return table
 
     def _agent(
@@ -245,10 +278,10 @@ class Processor:
     async def _messages(
         self,
         events: list[Any],
-        adapter: Callable[[str], TypeAdapter[Any]],
+        decoder: Callable[[str], Any],
         work: Work,
     ) -> AsyncIterator[tuple[Any, Any]]:
-        """Each message of each record (one, or a pack), decoded with the adapter for its
+        """Each message of each record (one, or a pack), decoded with the decoder for its
         topic; bad ones dead-lettered. Every ROUND messages the work so far is written."""
         count = 0
         for event in events:
@@ -260,9 +293,11 @@ class Processor:
             if not is_pack(value):
                 self._in[topic].inc()
                 try:
-                    yield event, adapter(topic).validate_json(value)
-                except ValidationError as error:
-                    self._dead_letter(event, f"invalid: {error.errors()[:3]}", work.sender)
+                    message = decoder(topic).decode(value)
+                except _DECODE_ERRORS as error:
+                    self._dead_letter(event, f"invalid: {_reason(error)}", work.sender)
+                    continue
+                yield event, message
                 continue
             try:
                 items = unpack(value)
@@ -275,12 +310,14 @@ class Processor:
                 if count % ROUND == 0:
                     await work.flush()
                 try:
-                    yield event, adapter(topic).validate_python(item)
-                except ValidationError as error:
-                    reason = f"message {index} of the pack is invalid: {error.errors()[:3]}"
+                    message = decoder(topic).decode(item)
+                except _DECODE_ERRORS as error:
+                    reason = f"message {index} of the pack is invalid: {_reason(error)}"
                     self._dead_letter(event, reason, work.sender, item)
+                    continue
+                yield event, message
 
-    def _keyed(self, event: Any, message: BaseModel, key: object, sender: Sender) -> bool:
+    def _keyed(self, event: Any, message: Any, key: object, sender: Sender) -> bool:
         """A message must reach the partition of what it is about: applied from another
         partition, it could race the worker that owns the key."""
         raw = _bytes(key)
@@ -290,20 +327,22 @@ class Processor:
             if owner == record.partition:
                 return True
             reason = f"packed for partition {record.partition}, but {key} belongs to {owner}"
-            self._dead_letter(event, reason, sender, message.model_dump(mode="json"))
+            self._dead_letter(event, reason, sender, to_json(message))
             return False
         if event.key == raw:
             return True
         self._dead_letter(event, f"keyed {event.key!r}, but it is about {key}", sender)
         return False
 
-    def _dead_letter(self, event: Any, reason: str, sender: Sender, item: Any = None) -> None:
+    def _dead_letter(
+        self, event: Any, reason: str, sender: Sender, item: bytes | None = None
+    ) -> None:
         message = event.message
         DEAD_LETTERS.labels(message.topic).inc()
         log.warning(
             "dead letter %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason
         )
-        value = bytes(event.value) if item is None else codecs.dumps(item)
+        value = bytes(event.value) if item is None else item
         letter = DeadLetter(
             source_topic=message.topic,
             partition=message.partition,
@@ -315,10 +354,10 @@ class Processor:
         )
         self._send(sender, "dead_letters", f"{message.topic}:{message.offset}", letter)
 
-    def _send(self, sender: Sender, topic_id: str, key: object, value: BaseModel) -> None:
+    def _send(self, sender: Sender, topic_id: str, key: object, value: object) -> None:
         name = self.names[topic_id]
         self._out[name].inc()
-        sender.send(name, _bytes(key), value.model_dump_json().encode())
+        sender.send(name, _bytes(key), to_json(value))
 
     def _fold(self, event: Any, sender: Sender, fold: Callable[[], None]) -> None:
         """Run one fold step; a programming error dead-letters the input, not the stream."""
@@ -333,7 +372,7 @@ class Processor:
     async def _normalize_batch(self, events: list[Any]) -> int:
         work = await self._work(None, None)
         count = 0
-        async for event, raw in self._messages(events, lambda _: _RAW, work):
+        async for event, raw in self._messages(events, lambda _: _RAWS, work):
             count += 1
             normalizer = NORMALIZERS.get(raw.store)
             if normalizer is None:
@@ -355,7 +394,8 @@ class Processor:
 
     async def _chain_batch(self, events: list[Any]) -> int:
         work = await self._work(self.chains, "chain_state")
-        chains, staged = self.chains.data, work.staged
+        chains: StateStore = self.chains.data
+        staged, beside = work.staged, work.beside
         count = 0
         async for event, message in self._messages(events, lambda _: _CHAIN_MESSAGES, work):
             count += 1
@@ -367,11 +407,18 @@ class Processor:
 
             def step(message: Any = message) -> None:
                 key = message.chain_key.encode()
-                state = staged[key] if key in staged else chains.get(key)
-                new, changed = evolve_chain(state, message)
-                if new is not None and new is not state:
-                    staged[key] = new
-                for change in changed:
+                state = staged[key] if key in staged else chains.load(key)
+                history = chains.history(key, beside.get(key))
+                outcome = evolve_chain(state, message, history, self.config)
+                if outcome.state is not None and outcome.state is not state:
+                    staged[key] = outcome.state
+                if outcome.transactions or outcome.observations:
+                    records = beside.setdefault(key, {})
+                    for fact in outcome.transactions:
+                        records[codecs.TRANSACTION + fact.info.transaction_id.encode()] = fact
+                    for observation in outcome.observations:
+                        records[codecs.OBSERVATION + observation.event_id.encode()] = observation
+                for change in outcome.to_profiles:
                     work.send("profile_inputs", change.profile_id, change)
 
             self._fold(event, work.sender, step)
@@ -380,14 +427,15 @@ class Processor:
 
     async def _profile_batch(self, events: list[Any]) -> int:
         work = await self._work(self.profiles, "profile_state", self._snapshots)
-        profiles, staged = self.profiles.data, work.staged
+        profiles: StateStore = self.profiles.data
+        staged, beside = work.staged, work.beside
         commands_topic = self.names["profile_commands"]
 
-        def adapter(topic: str) -> TypeAdapter[Any]:
+        def decoder(topic: str) -> Any:
             return _COMMANDS if topic == commands_topic else _PROFILE_MESSAGES
 
         count = 0
-        async for event, message in self._messages(events, adapter, work):
+        async for event, message in self._messages(events, decoder, work):
             count += 1
             if event.message.topic == commands_topic and route(message) is Fold.IDENTITY:
                 work.send("identity_inputs", customer_of(message), message)
@@ -397,10 +445,14 @@ class Processor:
 
             def step(message: Any = message) -> None:
                 key = _bytes(message.profile_id)
-                state = staged[key] if key in staged else profiles.get(key)
+                state = staged[key] if key in staged else profiles.load(key)
                 now = instant_of(message)
                 outcome = evolve_profile(state, message, now, self.config)
                 staged[key] = outcome.state
+                if outcome.payments:
+                    records = beside.setdefault(key, {})
+                    for payment in outcome.payments:
+                        records[codecs.PAYMENT + payment.key.encode()] = payment
                 for to_chain in outcome.to_chains:
                     work.send("chain_inputs", to_chain.chain_key, to_chain)
                 for to_profile in outcome.to_profiles:
@@ -429,7 +481,8 @@ class Processor:
 
     async def _identity_batch(self, events: list[Any]) -> int:
         work = await self._work(self.identities, "identity_state")
-        identities, staged = self.identities.data, work.staged
+        identities: StateStore = self.identities.data
+        staged = work.staged
         count = 0
         async for event, message in self._messages(events, lambda _: _IDENTITY_MESSAGES, work):
             count += 1
@@ -438,7 +491,7 @@ class Processor:
                 continue
 
             def step(message: Any = message, key: bytes = customer.encode()) -> None:
-                state = staged.get(key) or identities.get(key)
+                state = staged.get(key) or identities.load(key)
                 state = state or IdentityState(customer_user_id=key.decode())
                 outcome = evolve_identity(state, message)
                 staged[key] = outcome.state
@@ -519,6 +572,7 @@ class Processor:
                         Tick(profile_id=state.profile_id, at=at),
                     )
             await sender.deliver()
+            self._woken_at = time.monotonic()
         self._watch_commits()
         self._watch_lag()
 
@@ -550,6 +604,12 @@ class Processor:
             lag = max(end - position, 0)
             CONSUMER_LAG.labels("worker", tp.topic, tp.partition).set(lag)
             behind += lag
+        strict = self.settings.ready_lag == 0
+        if strict and time.monotonic() - self._woken_at < WAKE_SETTLE_SECONDS:
+            # Caught up to nothing left (as a rebuild asks): the wake-ups that came due
+            # while it read are folded too.
+            self.health.set("waking profiles whose next change is due")
+            return
         self.health.set(lag_reason(behind, self.settings.ready_lag))
 
 
@@ -565,8 +625,9 @@ class Work:
     """An agent's round of work: what its messages sent and the states they changed.
 
     `flush` writes it in the one safe order, outputs first and acknowledged, then each
-    changed key's state, once, to its changelog (acknowledged too) and to the table
-    Faust recovers from that changelog; then a new round starts.
+    changed key's state, once, with the records kept beside it, to its changelog
+    (acknowledged too) and to the table Faust recovers from that changelog; then a new
+    round starts.
     """
 
     def __init__(
@@ -584,8 +645,10 @@ class Work:
         self.before_flush = before_flush
         # Kept as one object for the whole batch: the agents' fold steps hold it.
         self.staged: dict[bytes, Any] = {}
+        # Records to keep beside each changed state (by key, then by record key).
+        self.beside: dict[bytes, dict[bytes, Any]] = {}
 
-    def send(self, topic_id: str, key: object, value: BaseModel) -> None:
+    def send(self, topic_id: str, key: object, value: object) -> None:
         self.processor._send(self.sender, topic_id, key, value)
 
     async def flush(self) -> None:
@@ -595,11 +658,22 @@ class Work:
         if self.staged and self.state_topic is not None:
             changelog = await self.processor._sender()
             name = self.processor.names[self.state_topic]
+            states: StateStore = self.table.data
+            layout = states.layout
+            written: list[tuple[bytes, int, dict[bytes, bytes]]] = []
             for key, state in self.staged.items():
-                changelog.send(name, key, codecs.encode_state(state))
+                partition = changelog.partition_of(name, key)
+                records = {
+                    sub: codecs.encode(record) for sub, record in self.beside.get(key, {}).items()
+                }
+                for sub, data in records.items():
+                    changelog.send_to(name, partition, key + codecs.SEPARATOR + sub, data)
+                changelog.send_to(name, partition, key, layout.encode_head(state))
+                written.append((key, partition, records))
             await changelog.deliver()
-            data = self.table.data
-            for key, state in self.staged.items():
-                data[key] = state
+            for (key, partition, records), state in zip(written, self.staged.values(), strict=True):
+                states.keep(key, partition, records)
+                states.data[key] = state
         self.sender = await self.processor._sender()
         self.staged.clear()
+        self.beside.clear()

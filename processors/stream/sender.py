@@ -74,6 +74,11 @@ class Sender:
         else:
             self._records[(topic, partition)].append((key, value))
 
+    def send_to(self, topic: str, partition: int, key: bytes, value: bytes) -> None:
+        """A record for a partition chosen by the caller (a record kept beside a state
+        goes to the state's partition, whatever its own key hashes to)."""
+        self._records[(topic, partition)].append((key, value))
+
     def __len__(self) -> int:
         return sum(map(len, self._records.values())) + sum(map(len, self._messages.values()))
 

@@ -16,6 +16,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from schemas.base import to_json
 from schemas.enums import Store
 from schemas.raw import RawNotification
 from simulator.plan import plan
@@ -44,7 +45,7 @@ async def publish_sources(stack: Stack) -> set[str]:
                 command = create(UUID(profile), step.body["customer_user_id"], at=START)
                 await producer.send(
                     catalog["profile_commands"].name,
-                    command.model_dump_json().encode(),
+                    to_json(command),
                     key=profile.encode(),
                 )
             elif step.channel in ("app_store", "stripe"):

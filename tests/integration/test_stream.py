@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 
 from processors.core.ledger import Ledger
 from runtime.broker import free_port
+from schemas.base import to_builtins, to_json
 from schemas.commands import CreateProfile
 from schemas.integration import SCHEMA_FILE
 from schemas.messages import Input
@@ -32,7 +33,7 @@ def reference(inputs: list[Input]) -> dict[str, dict[str, Any]]:
     ledger = Ledger()
     ledger.submit_all(inputs)
     ledger.advance(FAR)
-    return {str(v.profile_id): _comparable(v.model_dump(mode="json")) for v in ledger.views(FAR)}
+    return {str(v.profile_id): _comparable(to_builtins(v)) for v in ledger.views(FAR)}
 
 
 def _comparable(view: dict[str, Any]) -> dict[str, Any]:
@@ -269,13 +270,9 @@ async def test_a_pack_is_folded_message_by_message(stack: Stack) -> None:
         b"["
         + b",".join(
             [
-                CreateProfile(command_id="p1", issued_at=now, profile_id=home)
-                .model_dump_json()
-                .encode(),
+                to_json(CreateProfile(command_id="p1", issued_at=now, profile_id=home)),
                 b'{"kind": "tick"}',
-                CreateProfile(command_id="p2", issued_at=now, profile_id=stray)
-                .model_dump_json()
-                .encode(),
+                to_json(CreateProfile(command_id="p2", issued_at=now, profile_id=stray)),
             ]
         )
         + b"]"

@@ -15,7 +15,7 @@ CODE = ("schemas", "processors", "projections", "runtime", "cli")
 def test_every_topic_names_a_schema_that_exists() -> None:
     catalog = load_catalog()
     for topic in catalog.topics.values():
-        assert topic.adapter is not None
+        assert topic.value_type is not None
 
 
 def test_raw_store_topics_are_kept_forever_and_snapshots_compacted() -> None:

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from schemas.base import to_json
 from tests.builders import ALICE, Chain, day
 from tests.helpers import create
 
@@ -24,9 +25,9 @@ def write(tmp_path: Path, lines: list[str]) -> Path:
 def test_fold_prints_profiles_at_the_given_instant(tmp_path: Path) -> None:
     chain = Chain()
     lines = [
-        create(ALICE, "alice").model_dump_json(),
-        chain.buy("t1", day(0), day(30)).model_dump_json(),
-        chain.auto_renew(False, day(3)).model_dump_json(),
+        to_json(create(ALICE, "alice")).decode(),
+        to_json(chain.buy("t1", day(0), day(30))).decode(),
+        to_json(chain.auto_renew(False, day(3))).decode(),
     ]
     result = runner.invoke(app, ["fold", str(write(tmp_path, lines)), "--now", day(40).isoformat()])
     assert result.exit_code == 0, result.output
@@ -37,7 +38,10 @@ def test_fold_prints_profiles_at_the_given_instant(tmp_path: Path) -> None:
 
 
 def test_fold_with_events_lists_what_was_emitted(tmp_path: Path) -> None:
-    lines = [create(ALICE).model_dump_json(), Chain().buy("t1", day(0), day(30)).model_dump_json()]
+    lines = [
+        to_json(create(ALICE)).decode(),
+        to_json(Chain().buy("t1", day(0), day(30))).decode(),
+    ]
     result = runner.invoke(app, ["fold", str(write(tmp_path, lines)), "--events"])
     assert result.exit_code == 0, result.output
     out = orjson.loads(result.stdout)
@@ -50,7 +54,7 @@ def test_fold_with_events_lists_what_was_emitted(tmp_path: Path) -> None:
 
 
 def test_fold_names_the_line_and_field_of_bad_input(tmp_path: Path) -> None:
-    good = create(ALICE).model_dump_json()
+    good = to_json(create(ALICE)).decode()
     bad = orjson.dumps(
         {
             "kind": "grant_access_level",
@@ -66,7 +70,7 @@ def test_fold_names_the_line_and_field_of_bad_input(tmp_path: Path) -> None:
 
 
 def test_fold_rejects_a_naive_instant(tmp_path: Path) -> None:
-    path = write(tmp_path, [create(ALICE).model_dump_json()])
+    path = write(tmp_path, [to_json(create(ALICE)).decode()])
     result = runner.invoke(app, ["fold", str(path), "--now", "2026-04-01T00:00:00"])
     assert result.exit_code == 2
 

@@ -9,6 +9,7 @@ import pytest
 
 from processors.core.ledger import Ledger
 from processors.core.profile import evolve_profile
+from schemas.base import replace
 from schemas.commands import (
     AddNote,
     CreateProfile,
@@ -69,7 +70,7 @@ def unchanged_by(ledger: Ledger, command: object) -> bool:
     count = len(ledger.rejections)
     ledger.submit(command)  # type: ignore[arg-type]
     after = ledger.profiles[ALICE]
-    same = after.model_copy(update={"as_of": before.as_of}) == before
+    same = replace(after, as_of=before.as_of) == before
     return same and len(ledger.rejections) == count + 1
 
 

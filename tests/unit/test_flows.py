@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from schemas.base import replace
 from schemas.enums import Store
 from tests.builders import Chain, E, R, day
 from tests.helpers import events_of, labels, run, story
@@ -63,7 +64,7 @@ def test_stripe_immediate_cancel_ends_everything_at_one_instant() -> None:
     cancel = chain.event(
         E.SUBSCRIPTION_EXPIRED,
         day(10),
-        chain.transactions["in_1"].model_copy(update={"ended_at": day(10)}),
+        replace(chain.transactions["in_1"], ended_at=day(10)),
         chain.auto_renew(False, day(10)).renewal,
     )
     ledger = run([start, cancel], day(11))
@@ -180,8 +181,9 @@ def test_billing_issue_without_grace_expires_at_once(chain: Chain) -> None:
 
 
 def test_trial_converts_on_first_paid_period(chain: Chain) -> None:
-    inputs = [chain.buy("t1", day(0), day(7), trial=True), chain.buy("t2", day(7), day(37))]
-    ledger = run(inputs, day(3))
+    # The store sends the first paid period ahead: held until due.
+    paid = chain.buy("t2", day(7), day(37), received=day(3))
+    ledger = run([chain.buy("t1", day(0), day(7), trial=True), paid], day(3))
     assert labels(ledger, day(3)) == ("active_trial", "active_subscriber")
     ledger.advance(day(10))
     assert story(ledger) == ["trial_started", ALU, "trial_converted", ALU]
@@ -268,7 +270,7 @@ def test_upgrade_expires_old_product_and_starts_new_with_refund(chain: Chain) ->
     # As the App Store tells it: the new product's transaction, then the old one's refund.
     old = chain.buy("t1", day(0), day(30))
     new = chain.buy("t2", day(10), day(375), product="premium.yearly", price="59.99")
-    chain.transactions["t1"] = chain.transactions["t1"].model_copy(update={"is_upgraded": True})
+    chain.transactions["t1"] = replace(chain.transactions["t1"], is_upgraded=True)
     refund = chain.refund("t1", day(10), reason=R.UPGRADED)
     ledger = run([old, new, refund], day(11))
     assert story(ledger) == [
@@ -352,7 +354,7 @@ def test_an_extension_by_transaction_id_moves_the_expiry(chain: Chain) -> None:
 def test_a_patch_older_than_the_full_version_loses() -> None:
     chain = Chain()
     buy = chain.buy("t1", day(0), day(30))
-    stale = chain.refund_by_id("t1", day(1)).model_copy(update={"signed_at": day(-1)})
+    stale = replace(chain.refund_by_id("t1", day(1)), signed_at=day(-1))
     ledger = run([buy, stale], day(2))
     assert ledger.view(chain.profile, day(2)).revenue.total_revenue_usd == Decimal("9.99")
 

@@ -8,6 +8,7 @@ import orjson
 from jsonschema import Draft202012Validator
 
 from processors.core.ledger import Ledger
+from schemas.base import to_json
 from schemas.enums import EventType
 from schemas.integration import SCHEMA_FILE, json_schema
 from tests.corpus import corpus, profile_id
@@ -34,13 +35,13 @@ def test_every_emitted_event_matches_the_shipped_schema() -> None:
         EventType.ACCESS_LEVEL_UPDATED,
     }
     for event in ledger.published:
-        errors = list(validator.iter_errors(orjson.loads(event.model_dump_json())))
+        errors = list(validator.iter_errors(orjson.loads(to_json(event))))
         assert errors == [], (event.event_type, errors[:1])
 
 
 def test_the_schema_refuses_an_event_missing_its_properties() -> None:
     validator = Draft202012Validator(orjson.loads(SCHEMA_FILE.read_bytes()))
-    document = orjson.loads(emitted().published[0].model_dump_json())
+    document = orjson.loads(to_json(emitted().published[0]))
     del document["event_properties"]
     assert not validator.is_valid(document)
 

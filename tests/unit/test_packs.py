@@ -17,7 +17,7 @@ def test_messages_are_packed_in_order_and_below_the_size_limit() -> None:
     packs = list(packed(messages))
     assert len(packs) > 1
     assert all(len(pack) <= PACK_BYTES for pack in packs)
-    assert [m["n"] for pack in packs for m in unpack(pack)] == list(range(1000))
+    assert [orjson.loads(m)["n"] for pack in packs for m in unpack(pack)] == list(range(1000))
 
 
 def test_a_single_message_is_not_a_pack_and_a_bad_pack_is_refused() -> None:
@@ -85,7 +85,7 @@ async def test_internal_messages_travel_in_packs_and_tails_go_alone() -> None:
     assert len(inputs) == 2  # one pack per partition
     for p, records in inputs:
         (pack,) = records
-        assert all(partition(m["key"].encode(), 2) == p for m in unpack(pack[1]))
+        assert all(partition(orjson.loads(m)["key"].encode(), 2) == p for m in unpack(pack[1]))
     state = [(p, len(records)) for topic, p, records in producer.sent if topic == "state"]
     # Per partition: the bulk, then the last record in a batch of its own, sent after it.
     assert sorted(n for _, n in state) == sorted([1, 1, *(n for _, n in state if n > 1)])

@@ -1,0 +1,139 @@
+"""A worker's table store: each key's state, and the records kept beside it.
+
+Faust recovers a table by handing its store the changelog records of the partitions the
+worker owns (`apply_changelog_batch`). This store tells a state's record from the records
+kept beside it by their key (`codecs.beside`): states are decoded, records beside them
+kept as the bytes they were written as, and decoded only when a fold asks for them (a
+chain's history, for input that arrives late) or, for a profile's payments, once, when
+the profile is first loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import faust.stores
+from faust.stores import memory
+
+from processors.core.facts import observation_order
+from processors.stream.codecs import (
+    LAYOUTS,
+    OBSERVATION,
+    PAYMENT,
+    SEPARATOR,
+    TRANSACTION,
+    Layout,
+)
+from schemas.state import Observation, TransactionFact
+
+SCHEME = "subledger"
+
+
+class StateStore(memory.Store):  # type: ignore[type-arg]
+    """The `memory://` store with records kept beside the states."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.beside: dict[bytes, dict[bytes, bytes]] = {}
+        # Profiles recovered whose payments are still bytes beside them.
+        self._unassembled: set[bytes] = set()
+
+    @property
+    def layout(self) -> Layout:
+        return LAYOUTS[self.table_name]
+
+    def apply_changelog_batch(
+        self, batch: Iterable[Any], to_key: Any = None, to_value: Any = None
+    ) -> None:
+        for event in batch:
+            key: bytes = event.message.key
+            value: bytes | None = event.message.value
+            state_key, separator, sub = key.partition(SEPARATOR)
+            self._key_partition[state_key] = event.message.partition
+            if separator:
+                records = self.beside.setdefault(state_key, {})
+                if value is None:
+                    records.pop(sub, None)
+                else:
+                    records[sub] = value
+                    if sub[:1] == PAYMENT:
+                        self._unassembled.add(state_key)
+            elif value is None:
+                self.data.pop(key, None)
+            else:
+                # Completed from the records beside it when first loaded.
+                self.data[key] = self.layout.decode_head(value)
+                self._unassembled.add(key)
+
+    async def on_recovery_completed(self, active_tps: Any, standby_tps: Any) -> None:
+        await super().on_recovery_completed(active_tps, standby_tps)
+        for key in [k for k in self.beside if k not in self._key_partition]:
+            del self.beside[key]
+        self._unassembled &= set(self.data)
+
+    def load(self, key: bytes) -> Any:
+        """The state at `key`, with the records that belong in it."""
+        state = self.data.get(key)
+        if state is not None and key in self._unassembled:
+            self._unassembled.discard(key)
+            state = self.layout.assemble(state, self.beside.setdefault(key, {}))
+            self.data[key] = state
+        return state
+
+    def states(self) -> Iterator[tuple[bytes, Any]]:
+        """Every state this worker holds, complete."""
+        for key in list(self.data):
+            yield key, self.load(key)
+
+    def keep(self, key: bytes, partition: int, records: Mapping[bytes, bytes]) -> None:
+        """Records written beside the state at `key` (payments live in the state itself)."""
+        self._key_partition[key] = partition
+        kept = {sub: data for sub, data in records.items() if sub[:1] != PAYMENT}
+        if kept:
+            self.beside.setdefault(key, {}).update(kept)
+
+    def history(self, key: bytes, staged: Mapping[bytes, Any] | None) -> StoredHistory:
+        return StoredHistory(self.layout, self.beside.get(key, {}), staged or {})
+
+
+class StoredHistory:
+    """A chain's facts as the store holds them, with those a batch has not yet written."""
+
+    def __init__(
+        self, layout: Layout, records: Mapping[bytes, bytes], staged: Mapping[bytes, Any]
+    ) -> None:
+        self._layout = layout
+        self._records = records
+        self._staged = staged
+
+    def _get(self, sub: bytes) -> Any:
+        found = self._staged.get(sub)
+        if found is not None:
+            return found
+        data = self._records.get(sub)
+        return None if data is None else self._layout.decode(sub[:1], data)
+
+    def transaction(self, transaction_id: str) -> TransactionFact | None:
+        fact: TransactionFact | None = self._get(TRANSACTION + transaction_id.encode())
+        return fact
+
+    def has_event(self, event_id: str) -> bool:
+        sub = OBSERVATION + event_id.encode()
+        return sub in self._staged or sub in self._records
+
+    def facts(self) -> tuple[Mapping[str, TransactionFact], list[Observation]]:
+        transactions: dict[str, TransactionFact] = {}
+        observations: list[Observation] = []
+        for sub in {*self._records, *self._staged}:
+            record = self._get(sub)
+            if sub[:1] == TRANSACTION:
+                transactions[record.info.transaction_id] = record
+            elif sub[:1] == OBSERVATION:
+                observations.append(record)
+        observations.sort(key=observation_order)
+        return transactions, observations
+
+
+def register() -> None:
+    faust.stores.STORES.aliases[SCHEME] = f"{__name__}:StateStore"
