@@ -27,7 +27,12 @@ from runtime.settings import Settings
 
 def database_engine(url: str) -> AsyncEngine:
     return create_async_engine(
-        sqlalchemy_url(url, is_async=True), pool_size=10, max_overflow=20, pool_pre_ping=True
+        sqlalchemy_url(url, is_async=True),
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        # A statement's parameters (search terms, emails) stay out of errors and logs.
+        hide_parameters=True,
     )
 
 
@@ -50,7 +55,7 @@ def create_api(
     rates = Rates.load(settings.rates_file)
     app.include_router(query_router(reads, keys))
     app.include_router(server_side_router(bus, reads, keys, settings.api_app_id, rates))
-    app.include_router(webhooks_router(engine, keys))
+    app.include_router(webhooks_router(engine, keys, settings.webhook_private_addresses))
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
 

@@ -83,6 +83,19 @@ def adapty_profile(view: dict[str, Any], app_id: UUID) -> dict[str, Any]:
     }
 
 
+MAX_IDENTIFIER = 255
+
+
+def _customer_of(request: Request) -> str | None:
+    """The customer user id the headers name, if any (an id of the app's: 1-255 chars)."""
+    customer = request.headers.get(CUSTOMER_HEADER) or None
+    if customer is not None and len(customer) > MAX_IDENTIFIER:
+        raise ApiError(
+            400, "validation_error", CUSTOMER_HEADER, f"must be at most {MAX_IDENTIFIER} characters"
+        )
+    return customer
+
+
 def _installation_required(body: ProfileRequest) -> None:
     if body.installation_meta is None:
         raise ApiError(400, "base_error", "installation_meta", "Field required")
@@ -171,12 +184,20 @@ def server_side_router(
     router = APIRouter(dependencies=[Depends(keys.check)])
 
     def command_id(request: Request) -> str:
-        return request.headers.get("idempotency-key") or str(uuid.uuid4())
+        given = request.headers.get("idempotency-key")
+        if given is not None and not 1 <= len(given) <= MAX_IDENTIFIER:
+            raise ApiError(
+                400,
+                "validation_error",
+                "Idempotency-Key",
+                f"must be 1 to {MAX_IDENTIFIER} characters",
+            )
+        return given or str(uuid.uuid4())
 
     async def addressed(request: Request, status_if_unknown: int = 404) -> UUID:
         """The profile the headers name; it must exist."""
         profile = request.headers.get(PROFILE_HEADER)
-        customer = request.headers.get(CUSTOMER_HEADER)
+        customer = _customer_of(request)
         found: UUID | None = None
         if profile:
             try:
@@ -232,7 +253,7 @@ def server_side_router(
     async def create_profile(request: Request) -> Response:
         body = await body_of(request, ProfileRequest)
         _installation_required(body)
-        customer = request.headers.get(CUSTOMER_HEADER) or None
+        customer = _customer_of(request)
         given = request.headers.get(PROFILE_HEADER)
         try:
             profile = UUID(given) if given else uuid.uuid4()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import ipaddress
 import secrets
+import socket
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -11,7 +14,7 @@ from uuid import UUID
 
 import httpx
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import Field, HttpUrl
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,6 +32,8 @@ D = tables.webhook_deliveries.c
 A = tables.webhook_attempts.c
 V1 = "/api/v1/webhooks"
 HANDSHAKE_TIMEOUT = 10.0
+# Delivery ids are PostgreSQL bigints.
+MAX_DELIVERY_ID = 2**63 - 1
 
 
 class EndpointRequest(Frozen):
@@ -52,7 +57,7 @@ class DeliveryQuery(Frozen):
     profile_id: UUID | None = None
     status: Literal["pending", "succeeded", "failed"] | None = None
     limit: int = Field(default=50, ge=1, le=200)
-    before: int | None = None
+    before: int | None = Field(default=None, ge=1, le=MAX_DELIVERY_ID)
 
 
 def new_secret() -> str:
@@ -83,7 +88,35 @@ async def handshake(url: str, authorization: str | None) -> None:
         )
 
 
-def webhooks_router(engine: AsyncEngine, keys: ApiKeys) -> APIRouter:
+async def refuse_private(url: str) -> None:
+    """Refuses an endpoint whose host is, or resolves to, a loopback, link-local, private
+    or otherwise non-public address: the dispatcher would POST into the operator's network
+    (a cloud's metadata service at 169.254.169.254, say)."""
+    host = httpx.URL(url).host
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            found = await asyncio.get_running_loop().getaddrinfo(
+                host, None, type=socket.SOCK_STREAM
+            )
+        except OSError:
+            raise ApiError(
+                400, "validation_error", "url", "the endpoint's host does not resolve"
+            ) from None
+        addresses = [ipaddress.ip_address(info[4][0]) for info in found]
+    for address in addresses:
+        if not address.is_global:
+            raise ApiError(
+                400,
+                "validation_error",
+                "url",
+                f"the endpoint's address {address} is not public "
+                "(SUBLEDGER_WEBHOOK_PRIVATE_ADDRESSES allows it)",
+            )
+
+
+def webhooks_router(engine: AsyncEngine, keys: ApiKeys, allow_private: bool = False) -> APIRouter:
     router = APIRouter(prefix=V1, dependencies=[Depends(keys.check)])
 
     async def one(endpoint_id: UUID) -> Any:
@@ -100,6 +133,8 @@ def webhooks_router(engine: AsyncEngine, keys: ApiKeys) -> APIRouter:
     @router.post("/endpoints")
     async def create(request: Request) -> Response:
         body = await body_of(request, EndpointRequest)
+        if not allow_private:
+            await refuse_private(str(body.url))
         if body.verify:
             await handshake(str(body.url), body.authorization)
         endpoint_id = uuid.uuid4()
@@ -200,7 +235,9 @@ def webhooks_router(engine: AsyncEngine, keys: ApiKeys) -> APIRouter:
         )
 
     @router.post("/deliveries/{delivery_id}/redeliver")
-    async def redeliver(delivery_id: int) -> Response:
+    async def redeliver(
+        delivery_id: Annotated[int, Path(ge=1, le=MAX_DELIVERY_ID)],
+    ) -> Response:
         async with engine.begin() as connection:
             result = await connection.execute(
                 sa.update(tables.webhook_deliveries)

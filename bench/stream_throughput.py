@@ -135,7 +135,15 @@ def faust_baseline(bootstrap: str, topic: str, events: int, mode: str) -> float:
     raise RuntimeError(f"{mode} Faust baseline failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
 
 
-def subledger(bootstrap: str, prefix: str, last: dict[str, str]) -> tuple[float, float]:
+def _rss(pid: int) -> tuple[int, int]:
+    """A process's resident and peak resident memory, in bytes (Linux /proc)."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return (int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024)
+
+
+def subledger(bootstrap: str, prefix: str, last: dict[str, str]) -> tuple[float, float, int]:
     env = {
         **os.environ,
         "SUBLEDGER_KAFKA_BOOTSTRAP": bootstrap,
@@ -156,6 +164,7 @@ def subledger(bootstrap: str, prefix: str, last: dict[str, str]) -> tuple[float,
             first, done = asyncio.run(
                 wait_for_snapshots(bootstrap, catalog["profile_snapshots"].name, last)
             )
+            rss, peak = _rss(worker.pid)
         finally:
             worker.terminate()
             try:
@@ -168,7 +177,8 @@ def subledger(bootstrap: str, prefix: str, last: dict[str, str]) -> tuple[float,
         "first snapshot",
         flush=True,
     )
-    return done - launched, done - first
+    print(f"subledger worker: RSS {rss / 2**20:,.0f} MiB at the end, peak {peak / 2**20:,.0f} MiB")
+    return done - launched, done - first, peak
 
 
 def main() -> None:
@@ -184,7 +194,7 @@ def main() -> None:
         asyncio.run(apply_topics(catalog, broker.bootstrap))
         inputs = catalog["chain_inputs"].name
         last = asyncio.run(load(broker.bootstrap, inputs, n, args.profiles))
-        total, steady = subledger(broker.bootstrap, prefix, last)
+        total, steady, peak = subledger(broker.bootstrap, prefix, last)
         print(f"subledger worker: {n / total:,.0f} events/s from launch", flush=True)
         naive_seconds = faust_baseline(broker.bootstrap, inputs, n, "naive")
         empty_seconds = faust_baseline(broker.bootstrap, inputs, n, "empty")
@@ -196,10 +206,15 @@ def main() -> None:
         ("empty Faust agent, batches and no work", n / empty_seconds),
         ("aiokafka consume + dict update (ceiling)", n / ceiling_seconds),
     ]
-    top = n / ceiling_seconds
-    print(f"\n{'run':45} {'events/s':>10} {'of ceiling':>11}")
+    top, empty, naive = n / ceiling_seconds, n / empty_seconds, n / naive_seconds
+    print(f"\n{'run':45} {'events/s':>10} {'of empty':>9} {'of naive':>8} {'of ceiling':>11}")
     for name, rate in rows:
-        print(f"{name:45} {rate:10,.0f} {rate / top:10.1%}")
+        print(f"{name:45} {rate:10,.0f} {rate / empty:9.2f} {rate / naive:8.2f} {rate / top:10.1%}")
+    per_profile = peak / args.profiles
+    print(
+        f"\nworker peak RSS per profile: {per_profile / 1024:,.1f} KiB "
+        f"({n // args.profiles} events a profile; the process's own ~100 MiB included)"
+    )
 
 
 if __name__ == "__main__":

@@ -95,7 +95,8 @@ def dev(
     except (OSError, InputError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=2) from error
-    dev_keys = DevKeys.load_or_create(keys)
+    # Absolute: the children run from the project's directory, wherever `dev` started.
+    dev_keys = DevKeys.load_or_create(keys.resolve())
     play_port = free_port()
     # A SIGTERM while starting stops everything started so far, as Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -109,6 +110,8 @@ def dev(
             "SUBLEDGER_KAFKA_BOOTSTRAP": bootstrap,
             "SUBLEDGER_DATABASE_URL": url,
             "SUBLEDGER_API_KEYS": "[" + ",".join(f'"{k}"' for k in api_keys) + "]",
+            # Development receivers listen on this machine.
+            "SUBLEDGER_WEBHOOK_PRIVATE_ADDRESSES": "true",
         }
         probes = {role: free_port() for role in ("worker", "project", "dispatch")}
         for role, probe in probes.items():

@@ -159,7 +159,7 @@ def api(
                     await engine.dispose()
 
         app = create_api(
-            Ingress(catalog, publisher, apple, stripe, google),
+            Ingress(catalog, publisher, apple, stripe, google, settings.max_body_bytes),
             engine,
             settings,
             lifespan,

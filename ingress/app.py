@@ -24,6 +24,7 @@ from processors.normalize.apple import NOT_FOLDED as APPLE_NOT_FOLDED
 from processors.normalize.stripe import FOLDED as STRIPE_FOLDED
 from processors.normalize.stripe import subscription_of
 from runtime.catalog import Catalog
+from schemas.boundary import unkeepable
 from schemas.enums import Store
 from schemas.raw import RawNotification
 
@@ -53,10 +54,71 @@ class Ingress:
     apple: AppleVerifier | None = None
     stripe: StripeVerifier | None = None
     google: GooglePlay | None = None
+    # Larger request bodies are refused with 413 before they are read.
+    max_body_bytes: int = 1_048_576
+
+
+class BodyLimit:
+    """Refuses a request body over `limit` bytes with 413, whether it declares its length
+    or streams it: nothing of it is read into the application."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._refuse(send)
+            return
+        chunks: list[Any] = []
+        size = 0
+        while True:
+            message = await receive()
+            chunks.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                await self._refuse(send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Any:
+            return chunks.pop(0) if chunks else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Any) -> None:
+        body = orjson.dumps(
+            IngressError(
+                413,
+                "request_too_large",
+                "non_field_errors",
+                f"the request body is larger than {self.limit:,} bytes",
+            ).body()
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 def create_app(ingress: Ingress, lifespan: Any = None) -> FastAPI:
     app = FastAPI(title="subledger ingress", lifespan=lifespan)
+    app.add_middleware(BodyLimit, limit=ingress.max_body_bytes)
     app.mount("/metrics", make_asgi_app())
 
     @app.exception_handler(IngressError)
@@ -186,8 +248,12 @@ async def _keep(
 ) -> None:
     """Publish to the store's raw topic, keyed by chain, and wait for the broker's ack.
 
-    A notification that names no chain is keyed by its own dedupe key.
+    A notification that names no chain is keyed by its own dedupe key; one holding text
+    the read models cannot keep (NUL, an unpaired surrogate) is refused, signed or not.
     """
+    problem = unkeepable(payload) or (unkeepable(fetched) if fetched is not None else None)
+    if problem:
+        raise IngressError(400, "validation_error", "non_field_errors", problem)
     raw = RawNotification(
         store=store,
         dedupe_key=dedupe_key,

@@ -200,15 +200,22 @@ def decode_push(envelope: Any, package: str) -> tuple[str, dict[str, Any]]:
         raise IngressError(
             400, "invalid_package", "packageName", "the notification is for another app"
         )
+    for kind in NOTIFICATION_KINDS:
+        if kind in notification and not isinstance(notification[kind], dict):
+            raise IngressError(400, "validation_error", kind, f"{kind} must be an object")
     return message_id, notification
 
 
+NOTIFICATION_KINDS = (
+    "subscriptionNotification",
+    "oneTimeProductNotification",
+    "voidedPurchaseNotification",
+    "testNotification",
+)
+
+
 def purchase_token(notification: dict[str, Any]) -> str | None:
-    for kind in (
-        "subscriptionNotification",
-        "oneTimeProductNotification",
-        "voidedPurchaseNotification",
-    ):
+    for kind in NOTIFICATION_KINDS[:3]:
         token = (notification.get(kind) or {}).get("purchaseToken")
         if token:
             return str(token)

@@ -48,4 +48,11 @@ class StripeVerifier:
             ) from error
         if not isinstance(event, dict) or not str(event.get("id", "")).startswith("evt_"):
             raise IngressError(400, "validation_error", "id", "a Stripe event needs an evt_ id")
+        data = event.get("data")
+        if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+            raise IngressError(
+                400, "validation_error", "data.object", "a Stripe event's data.object is an object"
+            )
+        if not isinstance(event.get("type"), str):
+            raise IngressError(400, "validation_error", "type", "a Stripe event has a type")
         return event

@@ -99,9 +99,20 @@ async def _copy(connection: Connection, table: str, rows: Iterable[Row]) -> int:
     columns = ", ".join(COLUMNS[table])
     async with connection.cursor().copy(f"COPY {_staging(table)} ({columns}) FROM STDIN") as copy:
         for row in rows:
-            await copy.write_row(row)
+            await copy.write_row(tuple(map(_storable, row)))
             count += 1
     return count
+
+
+def _storable(value: object) -> object:
+    """A value PostgreSQL's text keeps: NUL (which it refuses, raw or as a JSON escape)
+    becomes U+FFFD. The boundaries refuse NUL; this keeps a record that got past them
+    (written by an older version, say) from stopping the read models for good."""
+    if isinstance(value, str) and ("\x00" in value or "\\u0000" in value):
+        return value.replace("\x00", "\ufffd").replace("\\u0000", "\\ufffd")
+    if isinstance(value, list) and any(isinstance(v, str) and "\x00" in v for v in value):
+        return [v.replace("\x00", "\ufffd") if isinstance(v, str) else v for v in value]
+    return value
 
 
 # An event read twice (a redelivery) is kept as first read, with its lower sequence.

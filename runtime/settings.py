@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -88,7 +89,13 @@ class Settings(BaseSettings):
     # Fold rules of the app.
     sharing_policy: SharingPolicy = SharingPolicy.SHARED
     small_business: bool = False
+    # The share of a Stripe payment Stripe keeps (its processing fee), for proceeds.
+    stripe_fee_rate: Decimal = Field(default=Decimal(0), ge=0, lt=1)
     access_levels: frozenset[str] = frozenset({"premium"})
+    # Webhook endpoints may be on loopback, link-local or private addresses (development).
+    webhook_private_addresses: bool = False
+    # Request bodies larger than this are refused with 413.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
     # How long an auto-renewing period stays active past its expiry awaiting the renewal.
     renewal_leeway_seconds: int = Field(default=3600, ge=0, le=7 * 86400)
 
@@ -102,6 +109,7 @@ class Settings(BaseSettings):
         return FoldConfig(
             sharing_policy=self.sharing_policy,
             small_business=self.small_business,
+            stripe_fee_rate=self.stripe_fee_rate,
             access_levels=self.access_levels,
             renewal_leeway=timedelta(seconds=self.renewal_leeway_seconds),
         )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 from uuid import UUID
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictBool, StringConstraints, field_validator, model_validator
 
 from schemas.boundary import CountryCode, CurrencyCode, Email, Frozen, Instant
 from schemas.enums import (
@@ -23,6 +23,13 @@ from schemas.enums import (
     SubscriptionState,
 )
 
+# Money a request may name: no store sells for more, and PostgreSQL's numeric holds it.
+MAX_AMOUNT = Decimal("1000000000")
+Amount = Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT)]
+# An id a store or the app gives (transaction, product, customer user id, ...).
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+AttributeKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,30}$")]
+
 # --- the query API ----------------------------------------------------------------------
 
 
@@ -32,17 +39,21 @@ class ProfileFilters(Frozen):
     subscription_state: list[SubscriptionState] = []
     purchase_status: list[PurchaseStatus] = []
     store: list[Store] = []
-    country: list[str] = []
+    country: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")]] = Field(
+        default=[], max_length=250
+    )
     environment: Environment | None = None
-    access_level: str | None = None
-    ltv_min: Decimal | None = None
-    ltv_max: Decimal | None = None
+    access_level: Identifier | None = None
+    ltv_min: Amount | None = None
+    ltv_max: Amount | None = None
     created_from: Instant | None = None
     created_to: Instant | None = None
     last_seen_from: Instant | None = None
     last_seen_to: Instant | None = None
     # Custom attributes that must hold exactly these values.
-    attributes: dict[str, str | float] = {}
+    attributes: dict[AttributeKey, Annotated[str, Field(max_length=50)] | float] = Field(
+        default={}, max_length=30
+    )
 
     @model_validator(mode="after")
     def _ranges(self) -> Self:
@@ -67,12 +78,12 @@ class ProfileQuery(ProfileFilters):
     sort: ProfileSort = "created_at"
     order: Literal["asc", "desc"] = "desc"
     limit: int = Field(default=50, ge=1, le=200)
-    cursor: str | None = None
+    cursor: str | None = Field(default=None, max_length=500)
 
 
 class PageQuery(Frozen):
     limit: int = Field(default=50, ge=1, le=200)
-    cursor: str | None = None
+    cursor: str | None = Field(default=None, max_length=500)
 
 
 class SegmentRequest(Frozen):
@@ -84,7 +95,7 @@ class SegmentRequest(Frozen):
 
 
 class InstallationMetaBody(Frozen):
-    device_id: str = Field(min_length=1)
+    device_id: Identifier
     device: str | None = None
     locale: str | None = None
     os: str | None = None
@@ -144,7 +155,7 @@ class ProfileRequest(ProfileFieldsBody):
 class Price(Frozen):
     country: CountryCode
     currency: CurrencyCode
-    value: Decimal = Field(ge=0)
+    value: Amount
 
 
 class OfferRequest(Frozen):
@@ -159,11 +170,11 @@ class SetTransactionRequest(Frozen):
     purchase_type: Literal["one_time_purchase", "subscription"]
     store: Store
     environment: Environment = Environment.PRODUCTION
-    store_product_id: str = Field(min_length=1)
-    store_base_plan_id: str | None = None
+    store_product_id: Identifier
+    store_base_plan_id: Identifier | None = None
     store_transaction_id: str = Field(min_length=1, max_length=50)
-    store_original_transaction_id: str = Field(min_length=1)
-    is_family_shared: bool = False
+    store_original_transaction_id: Identifier
+    is_family_shared: StrictBool = False
     price: Price
     purchased_at: Instant
     variation_id: str | None = None
@@ -173,20 +184,26 @@ class SetTransactionRequest(Frozen):
     # Subscriptions only.
     originally_purchased_at: Instant | None = None
     expires_at: Instant | None = None
-    renew_status: bool | None = None
+    renew_status: StrictBool | None = None
     renew_status_changed_at: Instant | None = None
     billing_issue_detected_at: Instant | None = None
     grace_period_expires_at: Instant | None = None
 
 
 class GrantRequest(Frozen):
-    access_level_id: str = Field(min_length=1)
+    access_level_id: Identifier
     starts_at: Instant | None = None
     expires_at: Instant | None = None
 
+    @model_validator(mode="after")
+    def _term(self) -> Self:
+        if self.starts_at and self.expires_at and self.expires_at <= self.starts_at:
+            raise ValueError("expires_at must be later than starts_at")
+        return self
+
 
 class RevokeRequest(Frozen):
-    access_level_id: str = Field(min_length=1)
+    access_level_id: Identifier
     revoke_at: Instant | None = None
 
 
@@ -200,12 +217,12 @@ class TransferRequest(Frozen):
 
 class RestoreRequest(Frozen):
     store: Store
-    store_original_transaction_ids: list[str] = Field(min_length=1)
+    store_original_transaction_ids: list[Identifier] = Field(min_length=1, max_length=100)
 
 
 class EmailEventRequest(Frozen):
-    email_id: str = Field(min_length=1)
-    campaign_id: str | None = None
+    email_id: Identifier
+    campaign_id: Identifier | None = None
     event: EmailEventKind
     occurred_at: Instant
 

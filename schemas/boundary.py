@@ -7,25 +7,70 @@ FastAPI validates and documents these; once validated they become the fold's con
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
 
 from schemas.profile import EMAIL_PATTERN
 
+# What any text or document crossing the boundary may be: the read models keep every
+# string in PostgreSQL, whose text refuses NUL, and JSON nested deeper than this is no
+# contract of ours.
+MAX_TEXT = 1000
+MAX_DEPTH = 16
+EARLIEST_YEAR, LATEST_YEAR = 1970, 2200
+
+
+def unkeepable(value: Any, depth: int = 0) -> str | None:
+    """Why a decoded JSON document cannot be kept as it is, or None when it can."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "text must not contain NUL characters"
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return "text must be valid Unicode (an unpaired surrogate was found)"
+        return None
+    if depth >= MAX_DEPTH and isinstance(value, dict | list):
+        return f"the document is nested deeper than {MAX_DEPTH} levels"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = unkeepable(key, depth + 1) or unkeepable(item, depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for item in value:
+            problem = unkeepable(item, depth + 1)
+            if problem:
+                return problem
+    return None
+
 
 class Frozen(BaseModel):
-    """An HTTP body or query: immutable, and strict about unknown fields."""
+    """An HTTP body or query: immutable, strict about unknown fields, and holding only
+    what the system can keep (no NUL or unpaired surrogate in any text, no string longer
+    than `MAX_TEXT` unless a field says less, no infinite or NaN number)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", str_max_length=MAX_TEXT, allow_inf_nan=False
+    )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _keepable(cls, value: Any) -> Any:
+        problem = unkeepable(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 def _require_utc(value: datetime) -> datetime:
-    if value.tzinfo is UTC:
-        return value
     if value.tzinfo is None:
         raise ValueError("timestamp must carry a UTC offset")
-    return value.astimezone(UTC)
+    value = value if value.tzinfo is UTC else value.astimezone(UTC)
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise ValueError(f"timestamp must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return value
 
 
 # An instant given over HTTP: with an offset, normalised to UTC.

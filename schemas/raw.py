@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from schemas.boundary import Frozen, Instant
 from schemas.enums import Store
@@ -12,6 +12,10 @@ from schemas.enums import Store
 
 class RawNotification(Frozen):
     """Exactly what a store sent, what it decoded to, and when it was accepted."""
+
+    # The body and the store's signed strings are as long as the store makes them (the
+    # request size limit bounds them).
+    model_config = ConfigDict(str_max_length=None)
 
     kind: Literal["raw_notification"] = "raw_notification"
     store: Store

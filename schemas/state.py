@@ -163,7 +163,9 @@ class Checkpoint(Compact, frozen=True, kw_only=True):
     grace_until: Instant | None = None
     last_renewal: Observation | None = None
     cancelled_at: Instant | None = None
+    # The run of access at the start: its end, and its reach when it awaits a renewal.
     span_end: Instant | None = None
+    span_reach: Instant | None = None
     ever_paid: bool = False
     # Money of the periods before `start` (all due, refunds left out).
     revenue_usd: Decimal = ZERO

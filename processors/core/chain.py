@@ -288,7 +288,7 @@ def _read_tail(
     config: FoldConfig,
 ) -> Scan:
     txs, obs = _merged(state.transactions, state.observations, fact, observation)
-    return read_facts(txs, obs, state.anchor, at, config)
+    return read_facts(txs, obs, state.anchor, at, config, state.store)
 
 
 def _read_everything(
@@ -303,10 +303,10 @@ def _read_everything(
     old_txs, old_obs = history.facts()
     assert state.at is not None
     told_before = frozenset(
-        i.mark for i in read_facts(old_txs, old_obs, None, state.at, config).items
+        i.mark for i in read_facts(old_txs, old_obs, None, state.at, config, state.store).items
     )
     txs, obs = _merged(old_txs, old_obs, fact, observation)
-    return read_facts(txs, obs, None, at, config), told_before
+    return read_facts(txs, obs, None, at, config, state.store), told_before
 
 
 def _anchored(state: ChainState, scan: Scan, at: datetime) -> ChainState:
@@ -484,7 +484,7 @@ def _read_all(
 ) -> Scan:
     old_txs, old_obs = history.facts()
     txs, obs = _merged(old_txs, old_obs, fact, observation)
-    return read_facts(txs, obs, None, at, config)
+    return read_facts(txs, obs, None, at, config, state.store)
 
 
 def claim_id_for(kind: ClaimKind, command_id: str, chain_key: str) -> str:

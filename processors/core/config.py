@@ -17,6 +17,8 @@ class FoldConfig(Record, frozen=True, kw_only=True):
     product_access_levels: dict[str, tuple[str, ...]] = {}
     commission_rate: Decimal = Decimal("0.30")
     reduced_commission_rate: Decimal = Decimal("0.15")
+    # Stripe keeps no store commission: only the payment fee the app says it pays.
+    stripe_fee_rate: Decimal = Decimal(0)
     # Small-business programme: the reduced rate on every transaction.
     small_business: bool = False
     # Paid service after which a chain's renewals earn the reduced rate.

@@ -54,6 +54,7 @@ from schemas.messages import (
     ReleaseIdentity,
     Tick,
 )
+from schemas.money import shown_price, shown_proceeds
 from schemas.outputs import Applied, ProfileEvent, Rejection
 from schemas.profile import PROFILE_FIELD_NAMES, Note
 from schemas.state import ChainDigest, Claim, EmailRecord, Grant, Item, Payment, ProfileState
@@ -299,8 +300,8 @@ def _journey_event(me: UUID, chain: ChainDigest, item: Item, at: datetime) -> Pr
         product_id=tx.product_id if tx else None,
         price_local=tx.price_local if tx and priced else None,
         currency=tx.currency if tx and priced else None,
-        price_usd=tx.price_usd if tx and priced else None,
-        proceeds_usd=item.proceeds_usd,
+        price_usd=shown_price(tx.price_usd) if tx and priced else None,
+        proceeds_usd=shown_proceeds(item.proceeds_usd) if item.proceeds_usd is not None else None,
         rate_after_first_year=item.rate_after_first_year,
         expires_at=item.expires_at,
         cancellation_reason=item.reason,

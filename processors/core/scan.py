@@ -26,8 +26,9 @@ from typing import Any
 from processors.core.config import FoldConfig
 from processors.core.journey import lapse
 from schemas.base import replace
-from schemas.enums import CancellationReason, EventType
+from schemas.enums import CancellationReason, EventType, Store
 from schemas.events import TransactionInfo
+from schemas.money import rounded
 from schemas.state import (
     Checkpoint,
     Item,
@@ -76,8 +77,10 @@ def read_facts(
     start: Checkpoint | None,
     at: datetime,
     config: FoldConfig,
+    store: Store = Store.APP_STORE,
 ) -> Scan:
-    """Read the facts (those from `start` on) as of `at`, the instant being folded."""
+    """Read the facts (those from `start` on) as of `at`, the instant being folded; the
+    store decides the commission (DOMAIN.md 6)."""
     since = start.start if start is not None else None
     patches: dict[str, list[tuple[datetime, str, RevocationPatch]]] = {}
     deferred: dict[str, datetime] = {}
@@ -107,16 +110,19 @@ def read_facts(
 
     prior = start.last_renewal if start is not None else None
     periods, paid_before, natural = _periods(
-        subscriptions, patches, deferred, terminations, start, config
+        subscriptions, patches, deferred, terminations, start, config, store
     )
     if config.renewal_leeway:
-        periods = [
-            _held(p, renewals, prior, config.renewal_leeway) if ends_at_expiry else p
-            for p, ends_at_expiry in zip(periods, natural, strict=True)
-        ]
-    rate = _rate(config, config.small_business)
+        periods = _continued(
+            [
+                _held(p, renewals, prior, config.renewal_leeway) if ends_at_expiry else p
+                for p, ends_at_expiry in zip(periods, natural, strict=True)
+            ]
+        )
+    rate = _rate(config, store, config.small_business)
     purchases = [
-        Purchase(tx=tx, proceeds_usd=tx.price_usd * (1 - rate)) for tx in _effective(ones, patches)
+        Purchase(tx=tx, proceeds_usd=rounded(tx.price_usd * (1 - rate)))
+        for tx in _effective(ones, patches)
     ]
     anchor_index = _anchor_index(periods, start, at)
     boundary = periods[anchor_index].start if anchor_index is not None else None
@@ -179,7 +185,11 @@ def read_facts(
 # --- periods ---------------------------------------------------------------------------
 
 
-def _rate(config: FoldConfig, reduced: bool) -> Decimal:
+def _rate(config: FoldConfig, store: Store, reduced: bool) -> Decimal:
+    """The share of a price the store keeps: an app store's commission; Stripe takes none
+    beyond the fee rate the app configures."""
+    if store is Store.STRIPE:
+        return config.stripe_fee_rate
     return config.reduced_commission_rate if reduced else config.commission_rate
 
 
@@ -212,6 +222,7 @@ def _periods(
     terminations: list[datetime],
     start: Checkpoint | None,
     config: FoldConfig,
+    store: Store,
 ) -> tuple[list[Period], list[timedelta], list[bool]]:
     """Each subscription transaction's period, the paid service before it, and whether it
     ends at its expiry (neither cut short by the store nor refunded)."""
@@ -239,13 +250,13 @@ def _periods(
         )
         end = max(end, begin)
         after_first_year = paid_service >= config.reduced_rate_after
-        rate = _rate(config, config.small_business or after_first_year)
+        rate = _rate(config, store, config.small_business or after_first_year)
         periods.append(
             Period(
                 tx=tx,
                 start=begin,
                 end=end,
-                proceeds_usd=tx.price_usd * (1 - rate),
+                proceeds_usd=rounded(tx.price_usd * (1 - rate)),
                 rate_after_first_year=after_first_year,
                 learned_at=fact.learned_at,
             )
@@ -278,17 +289,34 @@ def _held(
     return replace(period, held_until=max(period.end, period.learned_at) + leeway)
 
 
+def _continued(periods: list[Period]) -> list[Period]:
+    """The periods with each leeway cut at the period that continues it: awaiting a
+    renewal ends when one begins (refunded later or not)."""
+    for index, p in enumerate(periods):
+        held = p.held_until
+        if held is None or index + 1 == len(periods):
+            continue
+        following = periods[index + 1].start
+        if following <= held:
+            periods[index] = replace(p, held_until=following if following > p.end else None)
+    return periods
+
+
 def _anchor_index(periods: list[Period], start: Checkpoint | None, at: datetime) -> int | None:
     """The last period that starts by `at` after every earlier one has ended: reading from
     its start needs nothing of the periods before it but what a checkpoint carries."""
     reach = start.span_end if start is not None else None
+    held = (start.span_reach or reach) if start is not None else None
     found = None
     for index, p in enumerate(periods):
         if p.start > at:
             break
-        if reach is None or reach <= p.start:
+        # A period that starts as the earlier ones end (within their renewal leeway, as
+        # a renewal does) and outlasts their leeway needs nothing of them.
+        if (reach is None or reach <= p.start) and (held is None or held <= p.reach):
             found = index
-        reach = p.reach if reach is None else max(reach, p.reach)
+        reach = p.end if reach is None else max(reach, p.end)
+        held = p.reach if held is None else max(held, p.reach)
     return found
 
 
@@ -540,18 +568,18 @@ def _spans(
     prior: Observation | None,
     at: datetime,
     told: Callable[[Item, datetime], None],
-) -> tuple[list[Span], datetime | None]:
+) -> tuple[list[Span], tuple[datetime, datetime] | None]:
     """Runs of continuous access from the start on: each settled lapse is told, the rest
     are returned; with the end of access reached before the anchor period."""
     # Each run: [end, the period that ends it (None: begun before the start), first start,
     # reach (its end or, awaiting a renewal, its leeway's)].
     runs: list[list[Any]] = []
     if start is not None and start.span_end is not None:
-        runs.append([start.span_end, None, None, start.span_end])
-    reach_at_anchor = None
+        runs.append([start.span_end, None, None, start.span_reach or start.span_end])
+    reach_at_anchor: tuple[datetime, datetime] | None = None
     for index, p in enumerate(periods):
         if index == anchor_index:
-            reach_at_anchor = runs[-1][3] if runs else None
+            reach_at_anchor = (runs[-1][0], runs[-1][3]) if runs else None
         if runs and p.start <= runs[-1][3]:
             run = runs[-1]
             if p.end >= run[0]:
@@ -592,7 +620,7 @@ def _checkpoint(
     start: Checkpoint | None,
     purchases: _PurchaseState,
     renewals: _RenewalState,
-    span_end: datetime | None,
+    span: tuple[datetime, datetime] | None,
 ) -> Checkpoint:
     anchor = periods[index]
     before = periods[:index]
@@ -619,7 +647,8 @@ def _checkpoint(
         grace_until=grace_until,
         last_renewal=last_renewal,
         cancelled_at=cancelled_at,
-        span_end=span_end,
+        span_end=span[0] if span is not None else None,
+        span_reach=span[1] if span is not None and span[1] != span[0] else None,
         ever_paid=(start is not None and start.ever_paid) or any(not p.tx.is_trial for p in before),
         revenue_usd=revenue,
         proceeds_usd=proceeds,

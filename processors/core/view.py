@@ -14,7 +14,7 @@ from processors.core.reading import Phase, Reading, in_retry, read
 from processors.core.status import ChainStanding, purchase_status, subscription_state
 from schemas.enums import Environment
 from schemas.events import TransactionInfo
-from schemas.money import ZERO
+from schemas.money import ZERO, shown_price, shown_proceeds
 from schemas.state import ChainDigest, ProfileState
 from schemas.views import (
     AccessLevelView,
@@ -72,10 +72,10 @@ def revenue(state: ProfileState, now: datetime) -> Revenue:
                 total[1] += proceeds
     prod, sandbox = totals[Environment.PRODUCTION], totals[Environment.SANDBOX]
     return Revenue(
-        total_revenue_usd=prod[0],
-        total_proceeds_usd=prod[1],
-        sandbox_total_revenue_usd=sandbox[0],
-        sandbox_total_proceeds_usd=sandbox[1],
+        total_revenue_usd=shown_price(prod[0]),
+        total_proceeds_usd=shown_proceeds(prod[1]),
+        sandbox_total_revenue_usd=shown_price(sandbox[0]),
+        sandbox_total_proceeds_usd=shown_proceeds(sandbox[1]),
     )
 
 
@@ -150,7 +150,7 @@ def _subscription(r: Related, reading: Reading) -> SubscriptionView:
         is_refund=period.refunded,
         price_local=tx.price_local,
         currency=tx.currency,
-        price_usd=tx.price_usd,
+        price_usd=shown_price(tx.price_usd),
         is_parent=r.is_parent,
     )
 
@@ -208,7 +208,7 @@ def profile_view(state: ProfileState, now: datetime, config: FoldConfig) -> Prof
                 is_consumable=tx.is_consumable,
                 price_local=tx.price_local,
                 currency=tx.currency,
-                price_usd=tx.price_usd,
+                price_usd=shown_price(tx.price_usd),
             )
             for chain, tx in one_time
         ),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
+
+from schemas.money import rounded
 
 # Stripe amounts are in the currency's smallest unit, except for these, which have none.
 ZERO_DECIMAL = frozenset(
@@ -28,7 +30,6 @@ ZERO_DECIMAL = frozenset(
         "XPF",
     ]
 )
-MICRO = Decimal("0.000001")
 
 
 class UnknownCurrencyError(ValueError):
@@ -55,8 +56,8 @@ class Rates:
         rate = self._per_usd.get(currency)
         if rate is None:
             raise UnknownCurrencyError(f"no USD rate for {currency}")
-        # To the micro-dollar, trailing zeros dropped: 9.99, not 9.990000.
-        return (amount / rate).quantize(MICRO, rounding=ROUND_HALF_EVEN).normalize()
+        # Rounded once, here, to 4 places (DOMAIN.md 6): totals are sums of these.
+        return rounded(amount / rate)
 
 
 def from_milliunits(value: int) -> Decimal:

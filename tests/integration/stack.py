@@ -49,6 +49,8 @@ class Stack:
 
     def start_ingress(self, port: int, **settings: str) -> subprocess.Popen[bytes]:
         """The HTTP service: webhooks, query API and server-side API."""
+        # The tests' webhook receivers listen on this machine.
+        settings = {"webhook_private_addresses": "true", **settings}
         process = self._start(["api", "--port", str(port)], settings, "api")
         wait_for_port(port, timeout=30)
         return process

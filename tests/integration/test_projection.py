@@ -15,9 +15,10 @@ import pytest
 from projections import tables
 from projections.projector import PROJECTED, Projector, Writer, prune_outcomes
 from runtime.catalog import load_catalog
-from schemas.commands import DeleteProfile
+from schemas.commands import AddNote, DeleteProfile
 from tests.builders import T0
 from tests.corpus import corpus, profile_id
+from tests.helpers import create
 from tests.history import Record, project, records
 
 pytestmark = pytest.mark.integration
@@ -216,3 +217,33 @@ async def test_outcomes_go_once_their_topic_would_have_dropped_them(database: st
         await projector._prune(Writer(connection))  # what the projector runs between batches
         cursor = await connection.execute("SELECT command_id FROM command_outcomes")
         assert sorted(row[0] for row in await cursor.fetchall()) == ["edge", "new"]
+
+
+async def test_a_nul_character_that_reached_a_snapshot_does_not_stop_the_read_models(
+    database: str,
+) -> None:
+    """The boundaries refuse NUL; a record holding one anyway (from a producer that did
+    not) is stored with U+FFFD in its place, and the records after it are applied."""
+    me = profile_id(7)
+    noted = AddNote(
+        command_id="note-nul",
+        issued_at=T0 + timedelta(hours=1),
+        profile_id=me,
+        note_id="n1",
+        text="call\x00first",
+    )
+    later = AddNote(
+        command_id="note-after",
+        issued_at=T0 + timedelta(hours=2),
+        profile_id=me,
+        note_id="n2",
+        text="fine",
+    )
+    log = records([create(me, "nul-user"), noted, later])
+    await project(database, [log[: len(log) - 1], log[-1:]])
+    async with await psycopg.AsyncConnection.connect(database) as connection:
+        cursor = await connection.execute(
+            "SELECT view->'notes' FROM profiles WHERE profile_id = %s", (me,)
+        )
+        (notes,) = await cursor.fetchone()  # type: ignore[misc]
+    assert [n["text"] for n in notes] == ["call\ufffdfirst", "fine"]

@@ -91,7 +91,11 @@ async def hooks(database: str) -> AsyncIterator[Hooks]:
     creates, rest = corpus(6)
     log = records([*creates, *rest])
     engine = database_engine(database)
-    app = create_api(Ingress(load_catalog(), Unpublished()), engine, Settings(api_keys=(KEY,)))
+    app = create_api(
+        Ingress(load_catalog(), Unpublished()),
+        engine,
+        Settings(api_keys=(KEY,), webhook_private_addresses=True),
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
         yield Hooks(http, database, log)

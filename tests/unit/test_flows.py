@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from processors.core.config import FoldConfig
 from schemas.base import replace
 from schemas.enums import Store
 from tests.builders import Chain, E, R, day
@@ -401,11 +402,32 @@ def test_future_dated_renewal_is_published_at_once_but_counts_only_when_due(chai
     assert story(ledger).count("subscription_renewed") == 1
 
 
-@pytest.mark.parametrize("price", ["9.99", "0.01", "1234.5678"])
-def test_proceeds_take_the_store_commission_exactly(chain: Chain, price: str) -> None:
+@pytest.mark.parametrize(
+    ("price", "proceeds", "shown"),
+    [("9.99", "6.9930", "9.99"), ("0.01", "0.0070", "0.01"), ("1234.5678", "864.1975", "1234.57")],
+)
+def test_proceeds_take_the_store_commission_rounded_once(
+    chain: Chain, price: str, proceeds: str, shown: str
+) -> None:
     ledger = run([chain.buy("t1", day(0), day(30), price=price)], day(1))
     revenue = ledger.view(chain.profile, day(1)).revenue
-    assert revenue.total_proceeds_usd == Decimal(price) * Decimal("0.70")
+    # Proceeds to 4 places (half-even), revenue shown with exactly 2 (DOMAIN.md 6).
+    assert (str(revenue.total_proceeds_usd), str(revenue.total_revenue_usd)) == (proceeds, shown)
+
+
+def test_stripe_takes_no_store_commission() -> None:
+    chain = Chain(store=Store.STRIPE, otid="sub_1")
+    ledger = run([chain.buy("in_1", day(0), day(30), price="9.99")], day(1))
+    revenue = ledger.view(chain.profile, day(1)).revenue
+    assert (str(revenue.total_revenue_usd), str(revenue.total_proceeds_usd)) == ("9.99", "9.9900")
+    config = FoldConfig(stripe_fee_rate=Decimal("0.029"))
+    charged = run([chain.buy("in_2", day(0), day(30), price="9.99")], day(1), config)
+    assert str(charged.view(chain.profile, day(1)).revenue.total_proceeds_usd) == "9.7003"
+
+
+def test_an_empty_profile_shows_money_with_its_decimals(chain: Chain) -> None:
+    revenue = run([], day(1)).view(chain.profile, day(1)).revenue
+    assert (str(revenue.total_revenue_usd), str(revenue.total_proceeds_usd)) == ("0.00", "0.0000")
 
 
 def test_renewals_after_a_year_of_paid_service_earn_the_reduced_rate(chain: Chain) -> None:

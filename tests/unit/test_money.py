@@ -26,10 +26,12 @@ def test_zero_decimal_currencies_have_no_minor_unit(currency: str) -> None:
     assert from_minor_units(1200, currency) == Decimal(1200)
 
 
-def test_usd_conversion_is_exact_to_the_micro_dollar() -> None:
-    rates = Rates({"USD": Decimal(1), "JPY": Decimal("151.5")})
-    assert rates.to_usd(Decimal(1200), "JPY") == Decimal("7.920792")
-    assert rates.to_usd(Decimal("9.99"), "USD") == Decimal("9.99")
+def test_usd_conversion_is_rounded_once_to_four_places_half_even() -> None:
+    rates = Rates({"USD": Decimal(1), "JPY": Decimal("151.5"), "EUR": Decimal("0.8")})
+    assert str(rates.to_usd(Decimal(1200), "JPY")) == "7.9208"
+    assert str(rates.to_usd(Decimal("9.99"), "USD")) == "9.9900"
+    # 0.00002 / 0.8 = 0.000025: half-even keeps the even digit.
+    assert str(rates.to_usd(Decimal("0.00002"), "EUR")) == "0.0000"
 
 
 def test_a_currency_without_a_rate_is_an_error() -> None:

@@ -256,7 +256,7 @@ def test_prices_are_exact_from_milliunits_and_converted_to_usd() -> None:
     assert event.transaction is not None
     assert (event.transaction.price_local, event.transaction.currency) == (Decimal("9.99"), "EUR")
     assert event.transaction.price_usd == (Decimal("9.99") / Decimal("0.92")).quantize(
-        Decimal("0.000001")
+        Decimal("0.0001")
     )
 
 
