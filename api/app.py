@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import ApiKeys
 from api.commands import CommandBus, Projections
-from api.errors import ApiError, api_error, invalid_request
+from api.errors import ApiError, api_error, database_unavailable, http_error, invalid_request
 from api.profiles import query_router
 from api.reads import ReadModels
 from api.server_side import server_side_router
@@ -45,7 +47,7 @@ def create_api(
 ) -> FastAPI:
     """The HTTP service; `projections` wakes server-side API calls as the projector
     commits (fed by `Projections.listen`, which the caller runs)."""
-    app = create_app(ingress, lifespan)
+    app = create_app(ingress, lifespan, docs=settings.api_docs)
     app.title = "subledger"
     reads = ReadModels(engine)
     bus = CommandBus(
@@ -58,6 +60,11 @@ def create_api(
     app.include_router(webhooks_router(engine, keys, settings.webhook_private_addresses))
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    # The database restarting or unreachable: retry later, not a server error.
+    app.add_exception_handler(OperationalError, database_unavailable)
+    app.add_exception_handler(InterfaceError, database_unavailable)
+    app.add_exception_handler(psycopg.OperationalError, database_unavailable)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

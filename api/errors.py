@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,10 +11,13 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.responses import json_response
 from schemas.api import error_body
 from schemas.outputs import Rejection
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -67,6 +72,44 @@ def from_validation(error: ValidationError | RequestValidationError) -> ApiError
 async def api_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ApiError)
     return error.response()
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+
+
+async def http_error(request: Request, error: Exception) -> Response:
+    """Routing's own answers (404, 405, ...) in the one error shape, their headers kept."""
+    assert isinstance(error, StarletteHTTPException)
+    code = _HTTP_CODES.get(error.status_code, "http_error")
+    response = json_response(
+        error_body(error.status_code, code, None, str(error.detail)), error.status_code
+    )
+    response.headers.update(error.headers or {})
+    if error.status_code == 405:
+        # Starlette names the methods of the first route on the path; every route counts.
+        response.headers["Allow"] = ", ".join(_methods_of(request))
+    return response
+
+
+def _methods_of(request: Request) -> list[str]:
+    """Every method the API serves at the request's path, from its published paths."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), path):
+            methods |= {m.upper() for m in operations}
+    return sorted(methods)
+
+
+async def database_unavailable(request: Request, error: Exception) -> Response:
+    """The read models' database is restarting or unreachable: nothing was written."""
+    log.warning("database unavailable: %s", type(error).__name__)
+    body = error_body(
+        503, "database_unavailable", "non_field_errors", "the database is unavailable; retry later"
+    )
+    response = json_response(body, 503)
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 async def invalid_request(request: Request, error: Exception) -> Response:

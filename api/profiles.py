@@ -40,7 +40,8 @@ def query_router(reads: ReadModels, keys: ApiKeys) -> APIRouter:
         view = await reads.profile(profile_id)
         if view is None:
             raise PROFILE_DOES_NOT_EXIST
-        return json_response({"data": {**view, "mail": mail_metrics(view)}})
+        # One email-engagement block (DOMAIN.md 7), with the LTV Adapty Mail shows beside it.
+        return json_response({"data": {**view, "email": mail_metrics(view)}})
 
     @router.get("/profiles/{profile_id}/events")
     async def profile_events(profile_id: UUID, page: Annotated[PageQuery, Query()]) -> Response:

@@ -57,7 +57,8 @@ class DeliveryQuery(Frozen):
     profile_id: UUID | None = None
     status: Literal["pending", "succeeded", "failed"] | None = None
     limit: int = Field(default=50, ge=1, le=200)
-    before: int | None = Field(default=None, ge=1, le=MAX_DELIVERY_ID)
+    # The `next_cursor` of the previous page: the paging convention of every list.
+    cursor: str | None = Field(default=None, pattern=r"^[1-9][0-9]{0,18}$")
 
 
 def new_secret() -> str:
@@ -206,8 +207,8 @@ def webhooks_router(engine: AsyncEngine, keys: ApiKeys, allow_private: bool = Fa
             where.append(D.profile_id == query.profile_id)
         if query.status is not None:
             where.append(D.status == query.status)
-        if query.before is not None:
-            where.append(D.delivery_id < query.before)
+        if query.cursor is not None:
+            where.append(D.delivery_id < int(query.cursor))
         columns = [c for c in tables.webhook_deliveries.c if c.name != "payload"]
         async with engine.connect() as connection:
             rows = [
@@ -231,7 +232,7 @@ def webhooks_router(engine: AsyncEngine, keys: ApiKeys, allow_private: bool = Fa
             row["attempt_log"] = attempts[row["delivery_id"]]
         more = len(rows) == query.limit
         return json_response(
-            {"data": rows, "next_before": rows[-1]["delivery_id"] if more and rows else None}
+            {"data": rows, "next_cursor": str(rows[-1]["delivery_id"]) if more and rows else None}
         )
 
     @router.post("/deliveries/{delivery_id}/redeliver")

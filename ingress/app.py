@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from prometheus_client import Counter, Histogram, make_asgi_app
 from starlette.concurrency import run_in_threadpool
 
@@ -109,15 +110,19 @@ class BodyLimit:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
                 ],
             }
         )
         await send({"type": "http.response.body", "body": body})
 
 
-def create_app(ingress: Ingress, lifespan: Any = None) -> FastAPI:
-    app = FastAPI(title="subledger ingress", lifespan=lifespan)
+def create_app(ingress: Ingress, lifespan: Any = None, docs: bool = True) -> FastAPI:
+    """The HTTP app; `docs` serves /docs and /redoc from assets installed with the project
+    (fastapi-offline), so they render without internet access."""
+    if docs:
+        app = FastAPIOffline(title="subledger ingress", lifespan=lifespan)
+    else:
+        app = FastAPI(title="subledger ingress", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(BodyLimit, limit=ingress.max_body_bytes)
     app.mount("/metrics", make_asgi_app())
 

@@ -37,6 +37,7 @@ from projections.rows import CHILD_ROWS, COLUMNS, Batch, Row, profile_row
 from runtime.catalog import Catalog
 from runtime.health import CONSUMER_LAG, Health, lag_reason
 from runtime.kafka import fetch_max_wait_ms
+from runtime.reconnect import reconnecting
 from runtime.settings import BrokerFlavor
 
 log = logging.getLogger(__name__)
@@ -472,9 +473,16 @@ class Projector:
         retention = catalog["profile_outcomes"].retention_ms
         self.outcome_retention_ms = None if retention < 0 else retention
         self._pruned_at = float("-inf")
+        self._checked_at = float("-inf")
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Project until `stop`; a lost database connection is reopened with backoff, and
+        projecting resumes from the offsets the database holds (nothing lost or doubled:
+        they commit with the rows)."""
         stop = stop or asyncio.Event()
+        await reconnecting("projector", self.health, lambda: self._session(stop), stop)
+
+    async def _session(self, stop: asyncio.Event) -> None:
         connection = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
         consumer = source_consumer(self.bootstrap, self.fetch_wait_ms)
         try:
@@ -488,6 +496,7 @@ class Projector:
                 fetched = await consumer.getmany(timeout_ms=100, max_records=self.batch_size)
                 if not fetched:
                     await writer.drain()
+                    await self._check(connection)
                     self.caught_up.set()
                     continue
                 started = time.perf_counter()
@@ -502,6 +511,14 @@ class Projector:
         finally:
             await consumer.stop()
             await connection.close()
+
+    async def _check(self, connection: Connection) -> None:
+        """While idle, once a second: is the connection alive? (/ready reports the
+        database, not the last statement's luck.)"""
+        if time.monotonic() - self._checked_at < 1.0:
+            return
+        self._checked_at = time.monotonic()
+        await connection.execute("SELECT 1")
 
     async def _prune(self, writer: Writer) -> None:
         """Once a minute, the outcomes past their topic's retention go; while whole chunks

@@ -34,6 +34,7 @@ from prometheus_client import Counter, Histogram
 from standardwebhooks.webhooks import Webhook
 
 from runtime.health import Health
+from runtime.reconnect import reconnecting
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,14 @@ class Dispatcher:
         self.health = Health("dispatcher")
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Send until `stop`; a lost database connection is reopened with backoff, and
+        sending resumes from the deliveries the database holds."""
         stop = stop or asyncio.Event()
+        await reconnecting("dispatcher", self.health, lambda: self._session(stop), stop)
+
+    async def _session(self, stop: asyncio.Event) -> None:
+        self._in_flight.clear()
+        self._recorded.clear()
         limits = httpx.Limits(
             max_connections=self.policy.concurrency,
             max_keepalive_connections=self.policy.concurrency,

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     # The share of a Stripe payment Stripe keeps (its processing fee), for proceeds.
     stripe_fee_rate: Decimal = Field(default=Decimal(0), ge=0, lt=1)
     access_levels: frozenset[str] = frozenset({"premium"})
+    # The HTTP service serves /docs and /redoc (from installed assets; off in production
+    # if the API should not describe itself).
+    api_docs: bool = True
     # Webhook endpoints may be on loopback, link-local or private addresses (development).
     webhook_private_addresses: bool = False
     # Request bodies larger than this are refused with 413.

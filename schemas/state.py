@@ -167,6 +167,8 @@ class Checkpoint(Compact, frozen=True, kw_only=True):
     span_end: Instant | None = None
     span_reach: Instant | None = None
     ever_paid: bool = False
+    # The chain's original purchase, when a period before `start` made it.
+    first_purchased_at: Instant | None = None
     # Money of the periods before `start` (all due, refunds left out).
     revenue_usd: Decimal = ZERO
     proceeds_usd: Decimal = ZERO
@@ -180,6 +182,7 @@ class Before(Compact, frozen=True, kw_only=True):
     ever_paid: bool = False
     revenue_usd: Decimal = ZERO
     proceeds_usd: Decimal = ZERO
+    first_purchased_at: Instant | None = None
 
 
 class ChainState(Compact, frozen=True, kw_only=True):
@@ -231,6 +234,15 @@ class ChainDigest(Compact, frozen=True, kw_only=True):
     purchases: tuple[Purchase, ...] = ()
     # Every later instant at which what the chain means can change, in order.
     instants: tuple[Instant, ...] = ()
+
+    @property
+    def first_purchased_at(self) -> datetime | None:
+        """The chain's original purchase: "customer since" for its parent (DOMAIN.md 7)."""
+        found = [p.tx.originally_purchased_at or p.start for p in self.periods]
+        found += (one.tx.purchased_at for one in self.purchases)
+        if self.before is not None and self.before.first_purchased_at is not None:
+            found.append(self.before.first_purchased_at)
+        return min(found, default=None)
 
 
 # --- a profile ----------------------------------------------------------------------------

@@ -107,7 +107,7 @@ def _subscription_view(
         if retry is not None and reading.renewal is not None
         else None,
         is_in_grace_period=reading.phase is Phase.GRACE,
-        cancellation_reason=_reason(reading),
+        cancellation_reason=cancellation_reason(reading),
         will_renew=active and reading.auto_renew and not period.refunded,
         is_refund=period.refunded,
         environment=chain.environment,
@@ -115,7 +115,9 @@ def _subscription_view(
     )
 
 
-def _reason(reading: Reading) -> CancellationReason | None:
+def cancellation_reason(reading: Reading) -> CancellationReason | None:
+    """Why the reading's period stops renewing or ended: one answer for its subscription
+    and its access level (DOMAIN.md 7)."""
     assert reading.period is not None
     if reading.period.refunded:
         return reading.period.tx.revocation_reason or R.REFUND

@@ -396,6 +396,7 @@ def _digest(state: ChainState, scan: Scan, rel: Relations) -> ChainDigest:
             ever_paid=anchor.ever_paid,
             revenue_usd=anchor.revenue_usd,
             proceeds_usd=anchor.proceeds_usd,
+            first_purchased_at=anchor.first_purchased_at,
         )
         if anchor is not None
         else None,

@@ -102,7 +102,7 @@ def evolve_profile(
         now = max(now, state.as_of)  # time never runs backwards in a state
     advanced, timed = advance(state, now, config)
     step = _apply(advanced, message, now, config)
-    new_state = step.state
+    new_state = _seen(step.state, message) if not step.rejections else step.state
     found: list[ProfileEvent] = []
     told: dict[str, Any] = {}
     update: dict[str, Any] = {"as_of": now}
@@ -133,6 +133,24 @@ def evolve_profile(
         applied,
         step.payments,
     )
+
+
+# The app-side calls (DOMAIN.md 7): they set when the profile was last seen, and a create
+# or identify says since when it is a customer.
+_SEEN = (CreateProfile, IdentifyProfile, UpdateProfile, SetTransaction, RestorePurchases)
+_CREATING = (CreateProfile, IdentifyProfile)
+
+
+def _seen(state: ProfileState, message: ProfileMessage) -> ProfileState:
+    if not isinstance(message, _SEEN) or not state.exists or state.deleted:
+        return state
+    at = message.issued_at
+    update: dict[str, Any] = {}
+    if state.last_seen_at is None or at > state.last_seen_at:
+        update["last_seen_at"] = at
+    if isinstance(message, _CREATING) and (state.created_at is None or at < state.created_at):
+        update["created_at"] = at
+    return replace(state, **update) if update else state
 
 
 def advance(

@@ -650,6 +650,13 @@ def _checkpoint(
         span_end=span[0] if span is not None else None,
         span_reach=span[1] if span is not None and span[1] != span[0] else None,
         ever_paid=(start is not None and start.ever_paid) or any(not p.tx.is_trial for p in before),
+        first_purchased_at=min(
+            [
+                *([start.first_purchased_at] if start and start.first_purchased_at else []),
+                *(p.tx.originally_purchased_at or p.start for p in before),
+            ],
+            default=None,
+        ),
         revenue_usd=revenue,
         proceeds_usd=proceeds,
     )

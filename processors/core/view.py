@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from processors.core.access import access_levels
+from processors.core.access import access_levels, cancellation_reason
 from processors.core.config import FoldConfig
 from processors.core.reading import Phase, Reading, in_retry, read
 from processors.core.status import ChainStanding, purchase_status, subscription_state
@@ -77,6 +77,13 @@ def revenue(state: ProfileState, now: datetime) -> Revenue:
         sandbox_total_revenue_usd=shown_price(sandbox[0]),
         sandbox_total_proceeds_usd=shown_proceeds(sandbox[1]),
     )
+
+
+def _customer_since(state: ProfileState, related: list[Related]) -> datetime | None:
+    """The earliest of the profile's creation and the original purchase of each chain it is
+    the parent of (a minimum: arrival order cannot move it)."""
+    found = [r.chain.first_purchased_at for r in related if r.is_parent]
+    return min([t for t in (state.created_at, *found) if t is not None], default=None)
 
 
 def latest_purchase(state: ProfileState, now: datetime) -> TransactionInfo | None:
@@ -148,6 +155,7 @@ def _subscription(r: Related, reading: Reading) -> SubscriptionView:
         is_in_billing_retry=retry is not None,
         is_paused=reading.phase is Phase.PAUSED,
         is_refund=period.refunded,
+        cancellation_reason=cancellation_reason(reading),
         price_local=tx.price_local,
         currency=tx.currency,
         price_usd=shown_price(tx.price_usd),
@@ -181,7 +189,7 @@ def profile_view(state: ProfileState, now: datetime, config: FoldConfig) -> Prof
         profile_id=state.profile_id,
         customer_user_id=state.customer_user_id,
         deleted=state.deleted,
-        created_at=state.created_at,
+        created_at=_customer_since(state, related),
         last_seen_at=state.last_seen_at,
         fields=state.fields,
         custom_attributes=state.custom_attributes,

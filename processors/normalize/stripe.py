@@ -173,12 +173,26 @@ def _subscription_event_type(kind: str, subscription: dict[str, Any]) -> EventTy
 
 
 def _profile(obj: dict[str, Any]) -> ProfileRef | None:
-    """Who subscribed: the subscription's (or invoice's) metadata, set at checkout."""
-    details = (obj.get("parent") or {}).get("subscription_details") or {}
-    metadata = obj.get("metadata") or details.get("metadata") or {}
-    profile_id, customer = metadata.get("profile_id"), metadata.get("customer_user_id")
-    if profile_id:
-        return ProfileRef(profile_id=UUID(str(profile_id)))
-    if customer:
-        return ProfileRef(customer_user_id=str(customer))
+    """Who subscribed: the metadata set at checkout, wherever the event's API version puts
+    it: the subscription's or invoice's own, an invoice's `subscription_details` (API
+    versions before 2025-03-31) or its `parent.subscription_details` (from 2025-03-31)."""
+    parent = obj.get("parent")
+    places = (
+        obj.get("metadata"),
+        _dict(obj.get("subscription_details")).get("metadata"),
+        _dict(_dict(parent).get("subscription_details")).get("metadata"),
+    )
+    for metadata in map(_dict, places):
+        profile_id, customer = metadata.get("profile_id"), metadata.get("customer_user_id")
+        if profile_id:
+            try:
+                return ProfileRef(profile_id=UUID(str(profile_id)))
+            except ValueError:
+                pass  # not one of ours: the customer user id may still name the profile
+        if customer:
+            return ProfileRef(customer_user_id=str(customer))
     return None
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

@@ -213,6 +213,10 @@ class Processor:
     def _table(self, name: str, topic_id: str) -> Any:
         spec = self.catalog[topic_id]
         # Records are bytes on the changelog: the store decodes them (store.py, codecs.py).
+        # acks=False, as Faust declares its own changelogs: no stream reads a changelog
+        # outside recovery, and a topic with acks on is watched as one that a stream
+        # should be processing (Faust logs "Stream has not started processing" for each
+        # of its partitions, every few seconds, from five minutes after start).
         changelog = self.app.topic(
             spec.name,
             partitions=spec.partitions,
@@ -220,6 +224,7 @@ class Processor:
             value_type=bytes,
             key_serializer="raw",
             value_serializer="raw",
+            acks=False,
         )
         # use_partitioner: a key's state lives in the changelog partition its key hashes
         # to, the partition its input topics put it in (the sender hashes the same way).

@@ -172,6 +172,7 @@ async def test_bad_requests_are_refused_with_adaptys_codes(service: Service) -> 
     profile = (await service.create("checked"))["profile_id"]
     me = {**AUTH, "adapty-profile-id": profile}
     v2 = "/api/v2/server-side-api"
+    v1 = "/api/v1/server-side-api/profile"
     cases: list[tuple[str, str, dict[str, str], Any, int, str]] = [
         ("GET", f"{v2}/profile/", {"adapty-profile-id": profile}, None, 401, "not_authenticated"),
         ("GET", f"{v2}/profile/", AUTH, None, 400, "validation_error"),
@@ -235,6 +236,28 @@ async def test_bad_requests_are_refused_with_adaptys_codes(service: Service) -> 
             400,
             "validation_error",
         ),
+        # What the read models cannot keep, and what no column holds.
+        ("POST", f"{v1}/notes/", me, {"text": "call\x00first"}, 400, "validation_error"),
+        ("GET", "/api/v1/profiles?q=a%00b", AUTH, None, 400, "validation_error"),
+        (
+            "POST",
+            "/api/v1/segments",
+            AUTH,
+            {"name": "huge", "filters": {"ltv_min": "1e1000000"}},
+            400,
+            "validation_error",
+        ),
+        (
+            "POST",
+            "/api/v1/webhooks/deliveries/99999999999999999999/redeliver",
+            AUTH,
+            None,
+            400,
+            "validation_error",
+        ),
+        # Routing's own answers, in the same shape.
+        ("GET", "/api/v1/nothing-here", AUTH, None, 404, "not_found"),
+        ("PUT", "/api/v1/segments", AUTH, None, 405, "method_not_allowed"),
     ]
     for method, path, headers, document, status, code in cases:
         content = document if isinstance(document, str) else None
@@ -253,8 +276,16 @@ async def test_bad_requests_are_refused_with_adaptys_codes(service: Service) -> 
         )
         assert set(response.json()) == {"errors", "error_code", "status_code"}
 
+    too_large = await http.post(f"{v1}/notes/", headers=me, content=b"x" * 2_000_000)
+    assert (too_large.status_code, too_large.json()["error_code"]) == (413, "request_too_large")
+    not_allowed = await http.put("/api/v1/segments", headers=AUTH)
+    assert {"GET", "POST"} <= {m.strip() for m in not_allowed.headers["allow"].split(",")}
+
     # Nothing refused changed the profile.
     after = await http.get(f"{v2}/profile/", headers=me)
+    assert after.json()["data"]["custom_attributes"] == []
+    notes = await http.get(f"/api/v1/profiles/{profile}", headers=AUTH)
+    assert notes.json()["data"]["notes"] == []
     assert after.json()["data"]["custom_attributes"] == []
     assert after.json()["data"]["access_levels"] == []
 

@@ -337,8 +337,9 @@ async def test_the_profile_page_shows_everything(catalogue: Catalogue) -> None:
     view = catalogue.views[pid]
     for key in ("access_levels", "subscriptions", "non_subscriptions", "custom_attributes"):
         assert data[key] == view[key], key
-    assert data["mail"]["ltv_usd"] == view["revenue"]["total_revenue_usd"]
-    assert {"sent", "delivered", "opened", "clicked", "open_rate"} <= set(data["mail"])
+    assert "mail" not in data
+    assert data["email"]["ltv_usd"] == view["revenue"]["total_revenue_usd"]
+    assert {"sent", "delivered", "opened", "clicked", "open_rate"} <= set(data["email"])
     linked = [p for p in catalogue.views.values() if p["inheritors"] or p["parents"]]
     assert linked, "the corpus restores chains across profiles"
     other = linked[0]

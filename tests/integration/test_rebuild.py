@@ -210,3 +210,52 @@ async def delivered(url: str) -> list[str]:
             "SELECT profile_event_id::text FROM webhook_deliveries ORDER BY profile_event_id"
         )
         return [row[0] for row in await cursor.fetchall()]
+
+
+async def _terminate_connections(url: str) -> int:
+    """What a database restart does to its clients: every other connection to it ends
+    (`AdminShutdown`, "terminating connection due to administrator command")."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as connection:
+        cursor = await connection.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        (count,) = await cursor.fetchone()  # type: ignore[misc]
+        return int(count)
+
+
+async def test_the_projector_rides_out_a_database_restart_without_loss(
+    stack: Stack, postgres_server: str
+) -> None:
+    log = history()
+    half = len(log) // 2
+    projector = Projector(stack.catalog, stack.bootstrap, stack.database_url, 20)
+    stop = asyncio.Event()
+    running = asyncio.create_task(projector.run(stop))
+    await publish(stack, log[:half])
+    await asyncio.wait_for(projector.caught_up.wait(), 60)
+    for _ in range(50):
+        if projector.health.ready:
+            break
+        await asyncio.sleep(0.1)
+    assert projector.health.ready, projector.health.reason
+    assert await _terminate_connections(stack.database_url) >= 1
+    projector.caught_up.clear()
+    # Noticed while idle (the connection is checked once a second), not at the next write.
+    for _ in range(50):
+        if not projector.health.ready:
+            break
+        await asyncio.sleep(0.1)
+    assert not projector.health.ready
+    assert "database" in (projector.health.reason or "")
+    await publish(stack, log[half:])
+    await asyncio.wait_for(projector.caught_up.wait(), 60)
+    assert not running.done(), "the projector must not exit on a lost connection"
+    stop.set()
+    await running
+    rows = await dump(stack.database_url)
+    with fresh_database(postgres_server) as reference:
+        await project_all(stack, url=reference)
+        expected = await dump(reference)
+    for table in DERIVED:
+        assert rows[table] == expected[table], table

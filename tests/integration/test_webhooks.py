@@ -138,6 +138,18 @@ async def test_a_500_then_a_200_is_one_success_after_two_attempts(
     listed = await hooks.http.get("/api/v1/webhooks/deliveries", headers=AUTH)
     log = listed.json()["data"][0]["attempt_log"]
     assert [a["status_code"] for a in log] == [500, 200]
+    # Pages: `cursor` is the `next_cursor` of the previous page, as on every list.
+    paged, cursor = [], None
+    while True:
+        params = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+        page = (
+            await hooks.http.get("/api/v1/webhooks/deliveries", headers=AUTH, params=params)
+        ).json()
+        paged += [d["delivery_id"] for d in page["data"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert paged == [d["delivery_id"] for d in listed.json()["data"]]
 
 
 async def test_each_profiles_events_arrive_in_order_under_concurrency(
@@ -267,3 +279,33 @@ async def test_an_endpoint_failing_too_long_is_disabled_and_can_be_redelivered(
     assert ranged.json()["data"]["redelivering"] == 6
     await hooks.dispatch_until(all_succeeded)
     assert len(receiver.got) == before + 1 + 6
+
+
+async def test_the_dispatcher_rides_out_a_database_restart(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    """Its connections end (as at a database restart): it reports not-ready, reconnects
+    with backoff and delivers what was queued meanwhile, each delivery once."""
+    await hooks.endpoint(receiver)
+    dispatcher = Dispatcher(hooks.url, FAST)
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    try:
+        await asyncio.sleep(0.5)
+        async with await psycopg.AsyncConnection.connect(hooks.url, autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        await project(hooks.url, [hooks.log])
+        deadline = time.monotonic() + 30
+        while not all_succeeded(rows := await hooks.deliveries()):
+            assert time.monotonic() < deadline, [r["status"] for r in rows]
+            assert not task.done(), "the dispatcher must not exit on a lost connection"
+            await asyncio.sleep(0.1)
+        assert dispatcher.health.ready
+    finally:
+        stop.set()
+        await task
+    ids = [g.webhook_id for g in receiver.got]
+    assert len(ids) == len(set(ids)) == len(rows)

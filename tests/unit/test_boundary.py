@@ -14,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from api.errors import ApiError
+from api.webhooks import refuse_private
 from ingress.app import Ingress, create_app
 from ingress.errors import IngressError
 from ingress.google_play import decode_push
@@ -195,3 +197,23 @@ def test_a_pubsub_push_whose_notification_is_not_an_object_is_refused() -> None:
     with pytest.raises(IngressError) as caught:
         decode_push(envelope, "com.example")
     assert caught.value.status == 400
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data",
+        "http://127.0.0.1:8080/hook",
+        "http://10.0.0.5/hook",
+        "http://[::1]/hook",
+        "http://localhost/hook",
+    ],
+)
+async def test_a_webhook_endpoint_on_a_non_public_address_is_refused(url: str) -> None:
+    with pytest.raises(ApiError) as caught:
+        await refuse_private(url)
+    assert (caught.value.status, caught.value.source) == (400, "url")
+
+
+async def test_a_webhook_endpoint_on_a_public_address_is_allowed() -> None:
+    await refuse_private("https://93.184.215.14/hook")

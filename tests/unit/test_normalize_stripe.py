@@ -189,3 +189,26 @@ def test_a_failed_payment_then_recovery() -> None:
         normalize(stripe_event("invoice.paid", invoice(T + 32 * DAY), T + 32 * DAY), RATES)[0]
     )
     assert labels(ledger, at(T + 33 * DAY), PROFILE) == ("subscribed", "active_subscriber")
+
+
+def test_an_invoice_of_an_api_version_before_2025_03_31_names_its_profile() -> None:
+    """Before 2025-03-31 an invoice carries `subscription` and `subscription_details` at its
+    top level (no `parent`): an endpoint that listens only to `invoice.paid` still learns
+    whose purchase it is."""
+    older = invoice(T, reason="subscription_create")
+    del older["parent"]
+    older |= {
+        "subscription": "sub_1",
+        "subscription_details": {"metadata": {"profile_id": str(PROFILE)}},
+    }
+    (event,) = normalize(stripe_event("invoice.paid", older), RATES)
+    assert event.chain_key == "stripe:sub_1"
+    assert event.profile is not None
+    assert event.profile.profile_id == PROFILE
+
+
+def test_a_metadata_profile_id_that_is_not_a_uuid_falls_back_to_the_customer_user_id() -> None:
+    obj = subscription(metadata={"profile_id": "not-a-uuid", "customer_user_id": "u-7"})
+    (event,) = normalize(stripe_event("customer.subscription.created", obj), RATES)
+    assert event.profile is not None
+    assert (event.profile.profile_id, event.profile.customer_user_id) == (None, "u-7")

@@ -8,7 +8,10 @@ import pytest
 
 from processors.stream import codecs
 from processors.stream.codecs import LAYOUTS, StaleStateError
+from processors.stream.processor import Processor
 from processors.stream.store import StateStore
+from runtime.catalog import load_catalog
+from runtime.settings import Settings
 from tests.builders import ALICE, Chain, day
 from tests.helpers import run
 
@@ -79,3 +82,12 @@ def test_a_changelog_of_an_earlier_processor_is_refused_with_the_way_forward() -
     earlier = b'{"profile_id":"00000000-0000-4000-8000-00000000a11c","exists":true}'
     with pytest.raises(StaleStateError, match="subledger reprocess"):
         _store("profiles").apply_changelog_batch([_Event(_Message(b"k", earlier))])
+
+
+def test_the_hand_written_changelogs_are_declared_without_acks() -> None:
+    """As Faust declares its own: a changelog topic with acks on is watched as a source a
+    stream should be processing, and Faust logs an error for each of its partitions every
+    few seconds from five minutes after start."""
+    processor = Processor(Settings(), load_catalog(), "127.0.0.1:9")
+    for table in (processor.chains, processor.profiles, processor.identities):
+        assert table.changelog_topic.acks is False

@@ -1,0 +1,46 @@
+"""Riding out a database restart: a process's session with PostgreSQL, started again with
+backoff whenever the connection is lost, not-ready meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import psycopg
+
+from runtime.health import Health
+
+log = logging.getLogger(__name__)
+
+FIRST_PAUSE, LAST_PAUSE = 0.5, 10.0
+# A session that lasted this long was healthy: the next loss starts the backoff afresh.
+HEALTHY_SECONDS = 30.0
+
+
+async def reconnecting(
+    name: str, health: Health, session: Callable[[], Awaitable[None]], stop: asyncio.Event
+) -> None:
+    """Run `session` until it returns or `stop` is set; when it loses its connection
+    (the server restarted, or is unreachable), report not-ready and start it again."""
+    pause = FIRST_PAUSE
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            await session()
+            return
+        except (psycopg.OperationalError, OSError) as error:
+            if time.monotonic() - started > HEALTHY_SECONDS:
+                pause = FIRST_PAUSE
+            health.set(f"the database is unavailable ({type(error).__name__}); reconnecting")
+            log.warning(
+                "%s: database connection lost (%s); reconnecting in %.1fs",
+                name,
+                type(error).__name__,
+                pause,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause)
+            pause = min(pause * 2, LAST_PAUSE)
