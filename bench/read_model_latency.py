@@ -202,7 +202,8 @@ def _invoices_in(hop: str, value: bytes) -> list[int]:
     elif hop == "chain_inputs":
         keys = [i["chain_key"] for i in items]
     elif hop == "profile_inputs":
-        keys = [i["chain"]["chain_key"] for i in items if i.get("kind") == "chain_changed"]
+        # The digest is written positionally (schemas.base.Compact): its chain key first.
+        keys = [i["digest"][0] for i in items if i.get("kind") == "chain_changed"]
     else:
         return [uuid.UUID(i["profile_id"]).int - 1 for i in items]
     return [int(key.rpartition("_")[2]) for key in keys]

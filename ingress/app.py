@@ -219,7 +219,8 @@ async def _fetch(
         state = await run_in_threadpool(call, google.package, token)
     except Exception as error:
         # The store's API is out of reach: refuse, so that Pub/Sub delivers it again.
-        log.warning("Play Developer API failed for %s: %r", token, error)
+        # The purchase token stays out of the log: it identifies a buyer's purchase.
+        log.warning("Play Developer API failed: %s", type(error).__name__)
         raise IngressError(
             503,
             "store_api_unavailable",

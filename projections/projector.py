@@ -52,6 +52,10 @@ BATCH_RECORDS = Histogram(
     buckets=(1, 10, 100, 500, 1000, 5000, 20000),
 )
 BATCH_SECONDS = Histogram("subledger_projection_batch_seconds", "Time to write one batch")
+DEAD_LETTERS = Counter(
+    "subledger_projection_dead_letters_total",
+    "Records the projector could not apply, kept in projection_dead_letters",
+)
 OUTCOMES_PRUNED = Counter(
     "subledger_projection_outcomes_pruned_total", "Command outcomes past their topic's retention"
 )
@@ -411,6 +415,36 @@ async def prune_outcomes(
     return cursor.rowcount
 
 
+DEAD_LETTER = """
+    INSERT INTO projection_dead_letters (topic, partition, "offset", reason, value, recorded_at)
+    VALUES (%s, %s, %s, %s, %s, now()) ON CONFLICT DO NOTHING
+"""
+
+
+async def dead_letter(
+    connection: Connection,
+    record: ConsumerRecord,
+    error: Exception,
+    offsets: dict[tuple[str, int], int],
+) -> None:
+    """Keep a record the read models cannot take, with why, and move past it: its offset
+    commits with it. The log names the record, not what it holds."""
+    reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    async with connection.transaction():
+        await connection.execute(
+            DEAD_LETTER, (record.topic, record.partition, record.offset, reason, record.value)
+        )
+        await write_batch(connection, Batch(), offsets)
+    DEAD_LETTERS.inc()
+    log.warning(
+        "dead-lettered %s[%d]@%d: %s",
+        record.topic,
+        record.partition,
+        record.offset,
+        type(error).__name__,
+    )
+
+
 async def stored_offsets(
     connection: Connection, projection: str = NAME
 ) -> dict[tuple[str, int], int]:
@@ -474,6 +508,8 @@ class Projector:
         self.outcome_retention_ms = None if retention < 0 else retention
         self._pruned_at = float("-inf")
         self._checked_at = float("-inf")
+        # The records of the batch whose write is in flight.
+        self._in_flight: list[ConsumerRecord] = []
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Project until `stop`; a lost database connection is reopened with backoff, and
@@ -495,22 +531,68 @@ class Projector:
                 await self._prune(writer)
                 fetched = await consumer.getmany(timeout_ms=100, max_records=self.batch_size)
                 if not fetched:
-                    await writer.drain()
+                    await self._drain(writer)
                     await self._check(connection)
                     self.caught_up.set()
                     continue
                 started = time.perf_counter()
+                records = [r for batch_records in fetched.values() for r in batch_records]
                 batch, offsets = Batch(), {}
-                for tp, records in fetched.items():
-                    collect(records, self.topics, batch)
-                    offsets[(tp.topic, tp.partition)] = records[-1].offset + 1
-                await writer.submit(batch, offsets)
-                BATCH_RECORDS.observe(sum(len(r) for r in fetched.values()))
+                try:
+                    for tp, tp_records in fetched.items():
+                        collect(tp_records, self.topics, batch)
+                        offsets[(tp.topic, tp.partition)] = tp_records[-1].offset + 1
+                except ValueError:
+                    # A record that is not a contract of ours: each is applied alone.
+                    await self._drain(writer)
+                    await self._one_by_one(connection, records)
+                    continue
+                await self._submit(writer, batch, offsets, records)
+                BATCH_RECORDS.observe(len(records))
                 BATCH_SECONDS.observe(time.perf_counter() - started)
-            await writer.drain()
+            await self._drain(writer)
         finally:
             await consumer.stop()
             await connection.close()
+
+    async def _submit(
+        self,
+        writer: Writer,
+        batch: Batch,
+        offsets: dict[tuple[str, int], int],
+        records: list[ConsumerRecord],
+    ) -> None:
+        """Write the batch (after the one in flight); a batch the database refuses is
+        applied record by record, and what it cannot take goes to the dead letters."""
+        try:
+            await writer.submit(batch, offsets)
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error:
+            await self._one_by_one(writer.connection, self._in_flight)
+            await writer.submit(batch, offsets)
+        self._in_flight = records
+
+    async def _drain(self, writer: Writer) -> None:
+        try:
+            await writer.drain()
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error:
+            await self._one_by_one(writer.connection, self._in_flight)
+        self._in_flight = []
+
+    async def _one_by_one(self, connection: Connection, records: list[ConsumerRecord]) -> None:
+        for record in records:
+            offsets = {(record.topic, record.partition): record.offset + 1}
+            try:
+                batch = Batch()
+                collect([record], self.topics, batch)
+                await write_batch(connection, batch, offsets)
+            except psycopg.OperationalError:
+                raise
+            except (psycopg.Error, ValueError, KeyError, TypeError) as error:
+                await dead_letter(connection, record, error, offsets)
 
     async def _check(self, connection: Connection) -> None:
         """While idle, once a second: is the connection alive? (/ready reports the

@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
@@ -334,6 +335,20 @@ webhook_attempts = Table(
     Column("error", Text),
     Column("duration_ms", Integer, nullable=False),
     PrimaryKeyConstraint("delivery_id", "attempt"),
+)
+
+# Records the projector could not apply (a value no column holds, a contract it does not
+# know): kept as read, with the reason, while the stream moves on past them.
+projection_dead_letters = Table(
+    "projection_dead_letters",
+    metadata,
+    Column("topic", Text, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    _at("recorded_at", nullable=False),
+    PrimaryKeyConstraint("topic", "partition", "offset"),
 )
 
 # Profile-owned tables, each keyed by profile id; a new snapshot replaces their rows.

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import psycopg
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -254,6 +257,47 @@ async def test_the_projector_rides_out_a_database_restart_without_loss(
     stop.set()
     await running
     rows = await dump(stack.database_url)
+    assert rows["profile_events"], "the records after the dead letters are applied"
+    with fresh_database(postgres_server) as reference:
+        await project_all(stack, url=reference)
+        expected = await dump(reference)
+    for table in DERIVED:
+        assert rows[table] == expected[table], table
+
+
+async def test_a_record_the_read_models_cannot_take_is_dead_lettered_and_the_rest_applied(
+    stack: Stack, postgres_server: str
+) -> None:
+    log = history()
+    half = len(log) // 2
+    snapshot = next(r for r in log if r.topic == "profile_snapshots")
+    beyond_bigint = orjson.loads(snapshot.value) | {"version": 2**70}
+    poison = [
+        dataclasses.replace(snapshot, value=json.dumps(beyond_bigint).encode()),
+        dataclasses.replace(snapshot, topic="profile_events", value=b'{"profile_id": "x"'),
+    ]
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    await publish(stack, log[:half])
+    await producer.start()
+    try:
+        for record in poison:
+            await producer.send(stack.catalog[record.topic].name, record.value, key=b"poison")
+        await producer.flush()
+    finally:
+        await producer.stop()
+    await publish(stack, log[half:])
+    await project_all(stack, batch_size=20)
+    async with await psycopg.AsyncConnection.connect(stack.database_url) as connection:
+        cursor = await connection.execute(
+            "SELECT topic, reason FROM projection_dead_letters ORDER BY topic"
+        )
+        kept = await cursor.fetchall()
+    assert [(topic.rsplit(".", 1)[-1], reason.split(":")[0]) for topic, reason in kept] == [
+        ("events", "JSONDecodeError"),
+        ("snapshots", "InvalidTextRepresentation"),
+    ]
+    rows = await dump(stack.database_url)
+    assert rows["profile_events"], "the records after the dead letters are applied"
     with fresh_database(postgres_server) as reference:
         await project_all(stack, url=reference)
         expected = await dump(reference)
