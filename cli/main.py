@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from cli import dev, operate, simulate, stream
+from cli import dead_letters, dev, operate, simulate, stream
 from cli.inputs import InputError, parse_instant, read_inputs
 from processors.core.ledger import Ledger
 from schemas.base import to_builtins
@@ -29,6 +29,7 @@ def main() -> None:
 
 
 app.add_typer(stream.topics_app, name="topics")
+app.add_typer(dead_letters.dead_letters_app, name="dead-letters")
 app.command()(stream.broker)
 app.command()(stream.worker)
 app.command()(stream.api)

@@ -12,9 +12,11 @@ from processors.core.access import access_levels, cancellation_reason
 from processors.core.config import FoldConfig
 from processors.core.reading import Phase, Reading, in_retry, read
 from processors.core.status import ChainStanding, purchase_status, subscription_state
+from schemas.base import replace
 from schemas.enums import Environment
 from schemas.events import TransactionInfo
 from schemas.money import ZERO, shown_price, shown_proceeds
+from schemas.profile import ProfileFields
 from schemas.state import ChainDigest, ProfileState
 from schemas.views import (
     AccessLevelView,
@@ -77,6 +79,15 @@ def revenue(state: ProfileState, now: datetime) -> Revenue:
         sandbox_total_revenue_usd=shown_price(sandbox[0]),
         sandbox_total_proceeds_usd=shown_proceeds(sandbox[1]),
     )
+
+
+def _with_store_country(fields: ProfileFields, latest: TransactionInfo | None) -> ProfileFields:
+    """The profile's fields with the country its store billed it in (DOMAIN.md 7), when the
+    store says so as an ISO 3166 alpha-2 code; else what the app said."""
+    country = latest.store_country if latest is not None else None
+    if country is None or len(country) != 2 or country == fields.store_country:
+        return fields
+    return replace(fields, store_country=country)
 
 
 def _customer_since(state: ProfileState, related: list[Related]) -> datetime | None:
@@ -191,7 +202,7 @@ def profile_view(state: ProfileState, now: datetime, config: FoldConfig) -> Prof
         deleted=state.deleted,
         created_at=_customer_since(state, related),
         last_seen_at=state.last_seen_at,
-        fields=state.fields,
+        fields=_with_store_country(state.fields, latest),
         custom_attributes=state.custom_attributes,
         notes=state.notes,
         subscription_state=subscription_state(standings),

@@ -18,6 +18,7 @@ from uuid import UUID
 
 from processors.normalize.canonical import checked
 from processors.normalize.money import Rates
+from schemas.base import replace
 from schemas.enums import (
     CancellationReason,
     Environment,
@@ -157,6 +158,10 @@ def _subscription(
     if kind in NEW_ORDER and order and expiry is not None:
         started = instant(state.get("startTime")) if kind == PURCHASED else at
         tx = _order(item, str(order), chain, started or at, expiry, rates)
+        region = state.get("regionCode")
+        if isinstance(region, str) and len(region) == 2:
+            # The buyer's country as Google billed it (ISO 3166-1 alpha-2).
+            tx = replace(tx, store_country=region.upper())
         event_type = NEW_ORDER[kind]
         if tx.is_trial and kind == PURCHASED:
             event_type = E.TRIAL_STARTED

@@ -218,3 +218,9 @@ def test_a_deferral_moves_the_expiry() -> None:
     view = ledger.view(PROFILE, T0 + timedelta(days=40))
     assert view.access_levels[0].is_active
     assert view.access_levels[0].expires_at == T0 + timedelta(days=45)
+
+
+def test_a_german_purchase_shows_its_store_country() -> None:
+    """`regionCode` is the country Google billed the buyer in (DOMAIN.md 7)."""
+    ledger = fold(sub(4, state("GPA.1-0", regionCode="DE"), T0))
+    assert ledger.view(PROFILE, T0 + timedelta(days=1)).fields.store_country == "DE"

@@ -1,0 +1,145 @@
+"""`subledger dead-letters`: what the worker and the projector could not take, and re-driving it.
+
+The worker keeps what it cannot fold on `subledger.deadletter` (a `DeadLetter` each: the
+record as read, where from, why); the projector keeps what the read models cannot take in
+`projection_dead_letters`. Re-driving publishes a record again to the topic it came from,
+once whatever refused it is fixed; the folds know the ids they have seen, so a record
+re-driven twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import ExitStack
+from enum import StrEnum
+from typing import Annotated, Any
+
+import orjson
+import psycopg
+import typer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from cli.stream import _bootstrap, _catalog, _database
+from runtime.catalog import Catalog
+from runtime.kafka import end_offsets
+from runtime.settings import Settings
+
+dead_letters_app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True)
+
+
+class Source(StrEnum):
+    WORKER = "worker"
+    PROJECTOR = "projector"
+    ALL = "all"
+
+
+async def worker_letters(bootstrap: str, catalog: Catalog, settings: Settings) -> list[Any]:
+    """Every dead letter on the worker's topic, oldest first."""
+    spec = catalog["dead_letters"]
+    partitions = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
+    ends = await end_offsets(bootstrap, partitions, settings.broker_flavor)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    letters: list[Any] = []
+    try:
+        consumer.assign(partitions)
+        for tp in partitions:
+            await consumer.seek_to_beginning(tp)
+        left = {tp for tp in partitions if ends.get(tp, 0) > 0}
+        while left:
+            fetched = await consumer.getmany(timeout_ms=500)
+            for tp, records in fetched.items():
+                letters += [orjson.loads(r.value) for r in records]
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    left.discard(tp)
+            if not fetched:
+                left = {tp for tp in left if await consumer.position(tp) < ends[tp]}
+    finally:
+        await consumer.stop()
+    return letters
+
+
+def projector_letters(url: str) -> list[dict[str, Any]]:
+    with psycopg.connect(url) as connection:
+        cursor = connection.execute(
+            'SELECT topic, partition, "offset", reason, value, recorded_at '
+            'FROM projection_dead_letters ORDER BY recorded_at, topic, partition, "offset"'
+        )
+        names = [c.name for c in cursor.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+@dead_letters_app.command("list")
+def list_letters(
+    source: Annotated[Source, typer.Option(help="Whose dead letters.")] = Source.ALL,
+) -> None:
+    """Print each dead letter as a JSON line: where it came from, why, when (not its
+    content, which may hold personal data)."""
+    settings = Settings()
+    catalog = _catalog(settings)
+    with ExitStack() as stack:
+        if source in (Source.WORKER, Source.ALL):
+            bootstrap = _bootstrap(settings, stack)
+            for letter in asyncio.run(worker_letters(bootstrap, catalog, settings)):
+                _show("worker", letter["source_topic"], letter, letter["failed_at"])
+        if source in (Source.PROJECTOR, Source.ALL):
+            for row in projector_letters(_database(settings, stack)):
+                _show("projector", row["topic"], row, row["recorded_at"].isoformat())
+
+
+def _show(source: str, topic: str, letter: dict[str, Any], at: str) -> None:
+    line = {
+        "source": source,
+        "topic": topic,
+        "partition": letter["partition"],
+        "offset": letter["offset"],
+        "reason": letter["reason"],
+        "at": at,
+    }
+    typer.echo(orjson.dumps(line).decode())
+
+
+@dead_letters_app.command()
+def redrive(
+    source: Annotated[Source, typer.Option(help="Whose dead letters.")] = Source.ALL,
+) -> None:
+    """Publish every dead letter again to the topic it came from; the projector's are
+    removed once published (if refused again, they come back with their new offset)."""
+    settings = Settings()
+    catalog = _catalog(settings)
+    with ExitStack() as stack:
+        bootstrap = _bootstrap(settings, stack)
+        records: list[tuple[str, bytes | None, bytes]] = []
+        if source in (Source.WORKER, Source.ALL):
+            for letter in asyncio.run(worker_letters(bootstrap, catalog, settings)):
+                key = letter["key"].encode() if letter.get("key") is not None else None
+                records.append((letter["source_topic"], key, letter["value"].encode()))
+        rows: list[dict[str, Any]] = []
+        url = None
+        if source in (Source.PROJECTOR, Source.ALL):
+            url = _database(settings, stack)
+            rows = projector_letters(url)
+            records += [(r["topic"], None, bytes(r["value"])) for r in rows]
+        asyncio.run(_publish(bootstrap, records))
+        if url is not None and rows:
+            with psycopg.connect(url) as connection:
+                for r in rows:
+                    connection.execute(
+                        "DELETE FROM projection_dead_letters "
+                        'WHERE topic = %s AND partition = %s AND "offset" = %s',
+                        (r["topic"], r["partition"], r["offset"]),
+                    )
+    typer.echo(f"re-driven: {len(records)} records", err=True)
+
+
+async def _publish(bootstrap: str, records: list[tuple[str, bytes | None, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for topic, key, value in records:
+            await producer.send(topic, value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
