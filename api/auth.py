@@ -20,7 +20,8 @@ class ApiKeys:
         header = request.headers.get("authorization", "")
         if not header.startswith(SCHEME):
             raise NOT_AUTHENTICATED
-        given = header[len(SCHEME) :].strip().encode()
+        # The key exactly as sent: one with spaces around it is another key.
+        given = header[len(SCHEME) :].encode()
         # Every key is compared, so the time taken does not tell which one nearly matched.
         matched = False
         for key in self._keys:

@@ -6,10 +6,18 @@ FastAPI validates and documents these; once validated they become the fold's con
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StringConstraints,
+    field_validator,
+)
 
 from schemas.profile import EMAIL_PATTERN
 
@@ -73,8 +81,18 @@ def _require_utc(value: datetime) -> datetime:
     return value
 
 
-# An instant given over HTTP: with an offset, normalised to UTC.
-Instant = Annotated[datetime, AfterValidator(_require_utc)]
+def _iso_only(value: Any) -> Any:
+    """An instant is an ISO 8601 text: a number (or a numeric string such as a query's
+    "0.5") would otherwise be read as a Unix timestamp."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", value)
+    ):
+        raise ValueError("timestamp must be an ISO 8601 date and time with a UTC offset")
+    return value
+
+
+# An instant given over HTTP: ISO 8601 with an offset, normalised to UTC.
+Instant = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_require_utc)]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254)]

@@ -217,3 +217,8 @@ async def test_a_webhook_endpoint_on_a_non_public_address_is_refused(url: str) -
 
 async def test_a_webhook_endpoint_on_a_public_address_is_allowed() -> None:
     await refuse_private("https://93.184.215.14/hook")
+
+
+@pytest.mark.parametrize("value", ["0.5", "1700000000", 1700000000, 0.5])
+def test_an_instant_is_iso_text_not_a_unix_timestamp(value: object) -> None:
+    assert "ISO 8601" in refused(ProfileFilters, {"last_seen_to": value})
