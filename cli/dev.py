@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -144,13 +145,14 @@ def dev(
                 f"  profiles   curl -H 'Authorization: Api-Key {api_keys[0]}' "
                 f"{base}/api/v1/profiles\n"
                 f"  API docs   {base}/docs\n"
-                f"  metrics    {base}/metrics (API); /metrics, /health and /ready of\n"
+                f"  metrics    {base}/metrics/ (API); /metrics, /health and /ready of\n"
                 + "".join(
                     f"             {role:<9} http://127.0.0.1:{probe}/ready\n"
                     for role, probe in probes.items()
                 )
                 + f"  webhooks   {base}/webhooks/{{app-store,google-play,stripe}}\n"
-                f"  more       subledger simulate --url {base} --seed 2 --play-port {play_port}\n"
+                f"  more       {_command()} simulate --url {base} --seed 2 "
+                f"--play-port {play_port}\n"
                 f"  KAFKA_BOOTSTRAP={bootstrap}\n  DATABASE_URL={url}\n"
                 "Ctrl-C stops everything.",
                 err=True,
@@ -174,6 +176,15 @@ def dev(
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _command() -> str:
+    """How to run `subledger` from the directory `dev` was started in."""
+    found = shutil.which("subledger")
+    if found is not None:
+        return "subledger"
+    beside = Path(sys.executable).parent / "subledger"
+    return os.path.relpath(beside) if beside.exists() else f"{sys.executable} -m cli.main"
 
 
 def _child(role: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
