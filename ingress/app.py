@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from prometheus_client import Counter, Histogram, make_asgi_app
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ingress.apple import AppleVerifier
@@ -25,7 +26,6 @@ from processors.normalize.apple import NOT_FOLDED as APPLE_NOT_FOLDED
 from processors.normalize.stripe import FOLDED as STRIPE_FOLDED
 from processors.normalize.stripe import subscription_of
 from runtime.catalog import Catalog
-from schemas.boundary import unkeepable
 from schemas.enums import Store
 from schemas.raw import RawNotification
 
@@ -257,17 +257,19 @@ async def _keep(
     A notification that names no chain is keyed by its own dedupe key; one holding text
     the read models cannot keep (NUL, an unpaired surrogate) is refused, signed or not.
     """
-    problem = unkeepable(payload) or (unkeepable(fetched) if fetched is not None else None)
-    if problem:
-        raise IngressError(400, "validation_error", "non_field_errors", problem)
-    raw = RawNotification(
-        store=store,
-        dedupe_key=dedupe_key,
-        received_at=received_at,
-        body=body.decode(),
-        payload=payload,
-        fetched=fetched,
-    )
+    try:
+        raw = RawNotification(
+            store=store,
+            dedupe_key=dedupe_key,
+            received_at=received_at,
+            body=body.decode(),
+            payload=payload,
+            fetched=fetched,
+        )
+    except ValidationError as error:
+        first = error.errors()[0]
+        message = str(first.get("ctx", {}).get("error") or first.get("msg"))
+        raise IngressError(400, "validation_error", "non_field_errors", message) from None
     key = f"{store.value}:{chain or '-' + dedupe_key}"
     topic = ingress.catalog[f"raw_{store.value}"].name
     await ingress.publisher.publish(topic, key.encode(), raw.model_dump_json().encode())

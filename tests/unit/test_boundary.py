@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import msgspec
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -24,13 +25,16 @@ from projections.projector import _storable
 from runtime.catalog import load_catalog
 from schemas.api import (
     GrantRequest,
+    InstallationMetaBody,
     NoteRequest,
+    ProfileFieldsBody,
     ProfileFilters,
     ProfileQuery,
     SegmentRequest,
     SetTransactionRequest,
 )
 from schemas.boundary import unkeepable
+from schemas.profile import InstallationMeta, ProfileFields
 from tests.unit.test_ingress_app_store import MemoryPublisher
 from tests.unit.test_ingress_stripe import NEW, OLD, signed
 
@@ -222,3 +226,14 @@ async def test_a_webhook_endpoint_on_a_public_address_is_allowed() -> None:
 @pytest.mark.parametrize("value", ["0.5", "1700000000", 1700000000, 0.5])
 def test_an_instant_is_iso_text_not_a_unix_timestamp(value: object) -> None:
     assert "ISO 8601" in refused(ProfileFilters, {"last_seen_to": value})
+
+
+def test_the_boundary_bodies_name_the_fields_the_fold_keeps() -> None:
+    """The HTTP bodies (pydantic) and the fold's records (msgspec) describe the same
+    profile fields twice, one per layer: they must not drift apart."""
+
+    for body, record in (
+        (InstallationMetaBody, InstallationMeta),
+        (ProfileFieldsBody, ProfileFields),
+    ):
+        assert set(body.model_fields) == {f.name for f in msgspec.structs.fields(record)}
