@@ -16,6 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import ApiKeys
 from api.commands import CommandBus, Projections
+from api.console.pages import console
+from api.console.session import Sessions
 from api.errors import ApiError, api_error, database_unavailable, http_error, invalid_request
 from api.profiles import query_router
 from api.reads import ReadModels
@@ -58,6 +60,11 @@ def create_api(
     app.include_router(query_router(reads, keys))
     app.include_router(server_side_router(bus, reads, keys, settings.api_app_id, rates))
     app.include_router(webhooks_router(engine, keys, settings.webhook_private_addresses))
+    if settings.console:
+        sessions = Sessions(
+            (key.get_secret_value() for key in settings.api_keys), settings.console_session_seconds
+        )
+        console(app, reads, sessions, sorted(settings.access_levels))
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(StarletteHTTPException, http_error)

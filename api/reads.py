@@ -151,12 +151,23 @@ class ReadModels:
 
     # --- profiles -------------------------------------------------------------------------
 
-    async def profiles(self, query: ProfileQuery) -> Page:
+    async def _matching(self, query: ProfileQuery) -> list[sa.ColumnElement[bool]]:
         where = conditions(query)
         if query.segment is not None:
             where += conditions(await self.segment_filters(query.segment))
         if query.q is not None:
             where.append(search(query.q))
+        return where
+
+    async def count(self, query: ProfileQuery) -> int:
+        """How many profiles the query's filters, segment and search match (all pages)."""
+        statement = sa.select(sa.func.count()).select_from(tables.profiles)
+        statement = statement.where(*await self._matching(query))
+        async with self.engine.connect() as connection:
+            return int(await connection.scalar(statement) or 0)
+
+    async def profiles(self, query: ProfileQuery) -> Page:
+        where = await self._matching(query)
         key = SORTS[query.sort]
         descending = query.order == "desc"
         if query.cursor is not None:

@@ -27,6 +27,7 @@ from api.responses import json_response
 from processors.core.validation import transaction_error
 from processors.normalize.money import Rates, UnknownCurrencyError
 from schemas.api import (
+    AttributesRequest,
     EmailEventRequest,
     GrantRequest,
     NoteRequest,
@@ -48,6 +49,7 @@ from schemas.commands import (
     RecordEmailEvent,
     RestorePurchases,
     RevokeAccessLevel,
+    SetCustomAttributes,
     SetTransaction,
     TransferAccess,
     Unsubscribe,
@@ -356,6 +358,19 @@ def server_side_router(
     async def delete_note(note_id: str, request: Request) -> Response:
         profile = await addressed(request)
         command = DeleteNote(**about(request, profile), note_id=note_id)
+        return await answer(await write(command), full=True)
+
+    @router.post(f"{V1}/profile/attributes/")
+    async def set_attributes(request: Request) -> Response:
+        """Custom attributes alone: no installation, and the profile is not seen by it."""
+        body = await body_of(request, AttributesRequest)
+        profile = await addressed(request)
+        command = SetCustomAttributes(
+            **about(request, profile),
+            custom_attributes=tuple(
+                CustomAttribute(key=a.key, value=a.value) for a in body.custom_attributes
+            ),
+        )
         return await answer(await write(command), full=True)
 
     @router.post(f"{V1}/profile/transfer/")

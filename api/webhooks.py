@@ -198,6 +198,19 @@ def webhooks_router(engine: AsyncEngine, keys: ApiKeys, allow_private: bool = Fa
             )
         return json_response({"data": _endpoint(await one(endpoint_id))})
 
+    @router.post("/endpoints/{endpoint_id}/disable")
+    async def disable(endpoint_id: UUID) -> Response:
+        """No delivery is attempted while disabled; pending ones wait for `enable`."""
+        row = await one(endpoint_id)
+        if row.disabled_at is None:
+            async with engine.begin() as connection:
+                await connection.execute(
+                    sa.update(tables.webhook_endpoints)
+                    .where(E.endpoint_id == endpoint_id)
+                    .values(disabled_at=sa.func.now())
+                )
+        return json_response({"data": _endpoint(await one(endpoint_id))})
+
     @router.get("/deliveries")
     async def deliveries(query: Annotated[DeliveryQuery, Query()]) -> Response:
         where = []

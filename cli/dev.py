@@ -144,6 +144,7 @@ def dev(
                 f"requests accepted, {outcome.refused:,} refused)\n"
                 f"  profiles   curl -H 'Authorization: Api-Key {api_keys[0]}' "
                 f"{base}/api/v1/profiles\n"
+                f"  console    {base}/console (sign in with the API key {api_keys[0]})\n"
                 f"  API docs   {base}/docs\n"
                 f"  metrics    {base}/metrics/ (API); /metrics, /health and /ready of\n"
                 + "".join(

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     # The HTTP service serves /docs and /redoc (from installed assets; off in production
     # if the API should not describe itself).
     api_docs: bool = True
+    # The console (web pages under /console), and how long a sign-in lasts.
+    console: bool = True
+    console_session_seconds: int = Field(default=12 * 3600, ge=60)
     # Webhook endpoints may be on loopback, link-local or private addresses (development).
     webhook_private_addresses: bool = False
     # Request bodies larger than this are refused with 413.

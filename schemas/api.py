@@ -152,6 +152,12 @@ class ProfileRequest(ProfileFieldsBody):
     custom_attributes: list[CustomAttributeBody] = Field(default=[], max_length=30)
 
 
+class AttributesRequest(Frozen):
+    """Custom attributes to set; a null value removes its key (DOMAIN.md 7)."""
+
+    custom_attributes: list[CustomAttributeBody] = Field(min_length=1, max_length=30)
+
+
 class Price(Frozen):
     country: CountryCode
     currency: CurrencyCode
