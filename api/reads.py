@@ -106,17 +106,21 @@ def conditions(filters: ProfileFilters) -> list[sa.ColumnElement[bool]]:
 
 
 def search(q: str) -> sa.ColumnElement[bool]:
-    """A profile id, customer user id, email (any case), phone, or store transaction id."""
+    """A profile id, customer user id, email (any case), phone, or store transaction id.
+
+    One index lookup per kind of id, their union the profiles found: an OR of them would
+    make PostgreSQL read every profile."""
+    found = tables.profiles.alias("found")
     ids = tables.transaction_ids.c
-    found: list[sa.ColumnElement[bool]] = [
-        P.customer_user_id == q,
-        sa.func.lower(P.email) == q.lower(),
-        P.phone_number == q,
-        P.profile_id.in_(sa.select(ids.profile_id).where(ids.transaction_id == q)),
+    lookups: list[sa.Select[Any]] = [
+        sa.select(found.c.profile_id).where(found.c.customer_user_id == q),
+        sa.select(found.c.profile_id).where(sa.func.lower(found.c.email) == q.lower()),
+        sa.select(found.c.profile_id).where(found.c.phone_number == q),
+        sa.select(ids.profile_id).where(ids.transaction_id == q),
     ]
     with contextlib.suppress(ValueError):
-        found.append(P.profile_id == UUID(q))
-    return sa.or_(*found)
+        lookups.append(sa.select(sa.literal(UUID(q), type_=P.profile_id.type)))
+    return P.profile_id.in_(sa.union(*lookups))
 
 
 def _encode(values: list[str]) -> str:
