@@ -50,7 +50,7 @@ def simulate(
     ] = "dev-key",
     keys: Annotated[Path, typer.Option(help="Development keys (made on first use).")] = DEV_DIR,
     play_port: Annotated[
-        int, typer.Option(help="Loopback port of the Play Developer API stand-in.")
+        int, typer.Option(help="Loopback port of the store API stand-ins (Play, Stripe).")
     ] = 8099,
     start: Annotated[
         str | None, typer.Option(help="The plan's present (ISO instant); default now.")
@@ -94,10 +94,10 @@ def simulate(
 async def run_plan(
     steps: list[Step], url: str, keys: DevKeys, api_key: str, rate: float, play_port: int
 ) -> Outcome:
-    """The Play stand-in serving while the steps go out."""
-    from simulator.run import PlayStandIn, Simulator
+    """The store API stand-ins serving while the steps go out."""
+    from simulator.run import Simulator, StoreApis
 
-    play = PlayStandIn()
+    play = StoreApis()
     meter = Meter()
     try:
         async with play.serving(play_port):

@@ -25,7 +25,7 @@ from runtime.topics import TopicMismatchError, apply_topics
 if TYPE_CHECKING:
     from ingress.app import GooglePlay
     from ingress.apple import AppleVerifier
-    from ingress.stripe_webhook import StripeVerifier
+    from ingress.stripe_webhook import StripeInvoices, StripeVerifier
 
 topics_app = typer.Typer(help="The topics of topics.yaml.", no_args_is_help=True)
 
@@ -159,7 +159,15 @@ def api(
                     await engine.dispose()
 
         app = create_api(
-            Ingress(catalog, publisher, apple, stripe, google, settings.max_body_bytes),
+            Ingress(
+                catalog,
+                publisher,
+                apple,
+                stripe,
+                google,
+                stripe_api=_stripe_api(settings),
+                max_body_bytes=settings.max_body_bytes,
+            ),
             engine,
             settings,
             lifespan,
@@ -291,6 +299,13 @@ def _stores(
     secrets = [s.get_secret_value() for s in settings.stripe_webhook_secrets]
     stripe = StripeVerifier(secrets) if secrets else None
     return apple, stripe, _google_play(settings)
+
+
+def _stripe_api(settings: Settings) -> StripeInvoices | None:
+    from ingress.stripe_webhook import StripeApi
+
+    key = settings.stripe_api_key
+    return None if key is None else StripeApi(key.get_secret_value(), settings.stripe_api_base)
 
 
 def _google_play(settings: Settings) -> GooglePlay | None:

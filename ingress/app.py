@@ -21,7 +21,7 @@ from ingress.apple import AppleVerifier
 from ingress.errors import BrokerUnavailableError, IngressError
 from ingress.google_play import PlayClient, PushAuth, decode_push, purchase_token
 from ingress.publisher import Publisher
-from ingress.stripe_webhook import StripeVerifier
+from ingress.stripe_webhook import StripeInvoices, StripeVerifier, invoice_lookup
 from processors.normalize.apple import NOT_FOLDED as APPLE_NOT_FOLDED
 from processors.normalize.stripe import FOLDED as STRIPE_FOLDED
 from processors.normalize.stripe import subscription_of
@@ -55,6 +55,8 @@ class Ingress:
     apple: AppleVerifier | None = None
     stripe: StripeVerifier | None = None
     google: GooglePlay | None = None
+    # Finds the invoice of a refunded charge that does not carry it (needs a Stripe key).
+    stripe_api: StripeInvoices | None = None
     # Larger request bodies are refused with 413 before they are read.
     max_body_bytes: int = 1_048_576
 
@@ -173,9 +175,10 @@ def create_app(ingress: Ingress, lifespan: Any = None, docs: bool = True) -> Fas
         if ingress.stripe is None:
             raise _not_configured("Stripe")
         event = ingress.stripe.verify(body, request.headers.get("stripe-signature"))
-        subscription = subscription_of(event)
-        await _keep(ingress, Store.STRIPE, subscription, event["id"], started, body, event)
-        if event.get("type") not in STRIPE_FOLDED:
+        fetched = await _stripe_invoice(ingress.stripe_api, event)
+        subscription = subscription_of(event, fetched)
+        await _keep(ingress, Store.STRIPE, subscription, event["id"], started, body, event, fetched)
+        if event.get("type") not in STRIPE_FOLDED or subscription is None:
             UNFOLDED.labels(Store.STRIPE.value, str(event.get("type"))).inc()
         return {"status": "accepted"}
 
@@ -228,6 +231,35 @@ async def _fetch(
             "the purchase state could not be fetched; retry later",
         ) from error
     return {"subscription" if subscription else "product": state}
+
+
+async def _stripe_invoice(
+    api: StripeInvoices | None, event: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The invoice a refunded charge paid, from the Stripe API, when the charge names it
+    without carrying it; None when it carries it or pays no invoice."""
+    charge = event["data"]["object"]
+    lookup = invoice_lookup(charge) if event.get("type") == "charge.refunded" else None
+    if lookup is None:
+        return None
+    if api is None:
+        # Kept as it came; without a key the refund cannot be placed (README, Stripe).
+        log.warning("a refunded charge names no expanded invoice and no Stripe API key is set")
+        return None
+    kind, ident = lookup
+    call = api.invoice if kind == "invoice" else api.invoice_paid_by
+    try:
+        invoice = await run_in_threadpool(call, ident)
+    except Exception as error:
+        # Stripe's API is out of reach: refuse, so that Stripe delivers the event again.
+        log.warning("Stripe API failed: %s", type(error).__name__)
+        raise IngressError(
+            503,
+            "store_api_unavailable",
+            "non_field_errors",
+            "the refunded charge's invoice could not be fetched; retry later",
+        ) from error
+    return {"invoice": invoice} if invoice is not None else None
 
 
 def _play_kind(notification: dict[str, Any]) -> str:

@@ -1,8 +1,9 @@
-"""Stripe webhooks: `Stripe-Signature` verified by the stripe library on the raw body."""
+"""Stripe webhooks: `Stripe-Signature` verified by the stripe library on the raw body, and
+the Stripe API calls that complete a refunded charge with its invoice."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import stripe
@@ -56,3 +57,63 @@ class StripeVerifier:
         if not isinstance(event.get("type"), str):
             raise IngressError(400, "validation_error", "type", "a Stripe event has a type")
         return event
+
+
+class StripeInvoices(Protocol):
+    """The Stripe API calls that find the invoice a refunded charge paid."""
+
+    def invoice(self, invoice_id: str) -> dict[str, Any] | None: ...
+
+    def invoice_paid_by(self, payment_intent: str) -> dict[str, Any] | None: ...
+
+
+class StripeApi:
+    """`StripeInvoices` through the stripe library, with a restricted key that reads
+    invoices; `base` points it at a stand-in (development, tests)."""
+
+    def __init__(self, api_key: str, base: str | None = None) -> None:
+        self._client = stripe.StripeClient(
+            api_key, base_addresses={"api": base} if base else {}, max_network_retries=2
+        )
+
+    def invoice(self, invoice_id: str) -> dict[str, Any] | None:
+        try:
+            return self._client.v1.invoices.retrieve(invoice_id).to_dict()
+        except stripe.InvalidRequestError as error:
+            if error.http_status == 404:
+                return None
+            raise
+
+    def invoice_paid_by(self, payment_intent: str) -> dict[str, Any] | None:
+        """From API version 2025-03-31 a charge no longer names its invoice: the invoice
+        payment made by its payment intent does."""
+        page = self._client.v1.invoice_payments.list(
+            {
+                "payment": {"type": "payment_intent", "payment_intent": payment_intent},
+                "limit": 1,
+                "expand": ["data.invoice"],
+            }
+        )
+        for payment in page.data:
+            invoice = payment.to_dict().get("invoice")
+            if isinstance(invoice, dict):
+                return invoice
+            if isinstance(invoice, str):
+                return self.invoice(invoice)
+        return None
+
+
+def invoice_lookup(charge: dict[str, Any]) -> tuple[str, str] | None:
+    """What to ask the Stripe API for a charge's invoice, when the charge does not carry it
+    expanded: ("invoice", id) or ("payment_intent", id); None when it cannot have one."""
+    invoice = charge.get("invoice")
+    if isinstance(invoice, dict):
+        return None
+    if isinstance(invoice, str) and invoice:
+        return "invoice", invoice
+    intent = charge.get("payment_intent")
+    if isinstance(intent, dict):
+        intent = intent.get("id")
+    if isinstance(intent, str) and intent and "invoice" not in charge:
+        return "payment_intent", intent
+    return None

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     apple_root_certificates: tuple[Path, ...] = ()
     # Stripe webhook signing secrets (whsec_...); two while one is rotated.
     stripe_webhook_secrets: tuple[SecretStr, ...] = ()
+    # A Stripe secret or restricted key that reads invoices: it places a refunded charge
+    # whose invoice the event does not carry; another server for that API (the
+    # simulator's stand-in, development only).
+    stripe_api_key: SecretStr | None = None
+    stripe_api_base: str | None = None
     # Google Play: the app's package; the push is authenticated by a shared secret in the
     # push URL (`?token=`) or else by its OIDC token for this audience and account.
     google_play_package: str | None = None

@@ -57,15 +57,28 @@ class TransactionInfo(Record, frozen=True, kw_only=True, omit_defaults=True):
     # Refund: set while refunded, cleared by a refund reversal.
     revoked_at: Instant | None = None
     revocation_reason: CancellationReason | None = None
+    # How much of the price the store gave back (a partial or prorated refund), in all:
+    # None with `revoked_at` set is all of it. A partial refund keeps access unless the
+    # store also revokes the transaction (DOMAIN.md 6).
+    refunded_local: Amount | None = None
+    refunded_usd: Amount | None = None
 
     @property
     def is_trial(self) -> bool:
         return self.offer is not None and self.offer.type is OfferType.FREE_TRIAL
 
+    @property
+    def revenue_usd(self) -> Amount:
+        """What the transaction earned: its price less what the store gave back."""
+        if self.refunded_usd is not None:
+            return max(self.price_usd - self.refunded_usd, ZERO)
+        return ZERO if self.revoked_at is not None else self.price_usd
+
     def __post_init__(self) -> None:
         utc(self, _TX_INSTANTS)
         exact("price_local", self.price_local)
         exact("price_usd", self.price_usd)
+        _refund_amounts(self.refunded_local, self.refunded_usd)
         require(
             not self.is_subscription or self.expires_at is not None,
             "a subscription transaction needs expires_at",
@@ -74,6 +87,14 @@ class TransactionInfo(Record, frozen=True, kw_only=True, omit_defaults=True):
             self.expires_at is None or self.expires_at > self.purchased_at,
             "expires_at must be later than purchased_at",
         )
+
+
+def _refund_amounts(local: Amount | None, usd: Amount | None) -> None:
+    require((local is None) == (usd is None), "refunded_local and refunded_usd come together")
+    for name, value in (("refunded_local", local), ("refunded_usd", usd)):
+        if value is not None:
+            exact(name, value)
+            require(value >= 0, f"{name} cannot be negative")
 
 
 _RENEWAL_INSTANTS = ("billing_issue_detected_at", "grace_period_expires_at", "auto_resume_at")
@@ -99,8 +120,9 @@ class RenewalInfo(Record, frozen=True, kw_only=True, omit_defaults=True):
 class TransactionPatch(Record, frozen=True, kw_only=True, omit_defaults=True):
     """A change to one known transaction, without restating it (the store gave no more).
 
-    `revoked` True refunds it at `revoked_at`, False reverses a refund; `expires_at`
-    extends it (a deferral). Newer store statements win, patch or full version alike.
+    `revoked` True refunds it at `revoked_at`, False reverses a refund (or, with
+    `refunded_*`, gives back part of its price and keeps access); `expires_at` extends it
+    (a deferral). Newer store statements win, patch or full version alike.
     """
 
     transaction_id: NonEmpty
@@ -108,12 +130,20 @@ class TransactionPatch(Record, frozen=True, kw_only=True, omit_defaults=True):
     revoked_at: Instant | None = None
     revocation_reason: CancellationReason | None = None
     expires_at: Instant | None = None
+    # What the store has given back of the price in all, when it says so.
+    refunded_local: Amount | None = None
+    refunded_usd: Amount | None = None
 
     def __post_init__(self) -> None:
         utc(self, ("revoked_at", "expires_at"))
+        _refund_amounts(self.refunded_local, self.refunded_usd)
         require(
             self.revoked is not None or self.expires_at is not None,
             "a patch revokes, reverses or extends a transaction",
+        )
+        require(
+            self.refunded_usd is None or self.revoked is not None,
+            "a refunded amount comes with the refund state",
         )
         require(not self.revoked or self.revoked_at is not None, "a revocation needs revoked_at")
 

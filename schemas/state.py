@@ -58,6 +58,9 @@ class RevocationPatch(Compact, frozen=True, kw_only=True):
     transaction_id: str
     revoked_at: Instant | None
     reason: CancellationReason | None = None
+    # What the store has given back of the price in all (a partial refund), when it said.
+    refunded_local: Decimal | None = None
+    refunded_usd: Decimal | None = None
 
 
 class Observation(Compact, frozen=True, kw_only=True):
@@ -101,6 +104,12 @@ class Period(Compact, frozen=True, kw_only=True):
     # Ending at its expiry with auto-renew on, it stays active until this instant awaiting
     # its renewal (the renewal leeway); None when the store's word ends it at `end`.
     held_until: Instant | None = None
+    # Proceeds once refunds are taken off; None when nothing was refunded.
+    net_proceeds_usd: Decimal | None = None
+
+    @property
+    def kept_proceeds_usd(self) -> Decimal:
+        return self.proceeds_usd if self.net_proceeds_usd is None else self.net_proceeds_usd
 
     @property
     def reach(self) -> datetime:
@@ -117,6 +126,12 @@ class Purchase(Compact, frozen=True, kw_only=True):
 
     tx: TransactionInfo
     proceeds_usd: Decimal
+    # Proceeds once refunds are taken off; None when nothing was refunded.
+    net_proceeds_usd: Decimal | None = None
+
+    @property
+    def kept_proceeds_usd(self) -> Decimal:
+        return self.proceeds_usd if self.net_proceeds_usd is None else self.net_proceeds_usd
 
 
 class Item(Compact, frozen=True, kw_only=True):
@@ -271,6 +286,7 @@ class Payment(Compact, frozen=True, kw_only=True):
     chain_key: str
     transaction_id: str
     purchased_at: Instant
+    # What it earned: its price less what the store gave back.
     price_usd: Decimal
     refunded: bool = False
 

@@ -202,7 +202,8 @@ def _ending(rng: random.Random, me: Life, product: Product, period: int, at: int
 
 
 def _extras(rng: random.Random, me: Life, seed: int, now: int, profiles: int, began: int) -> Life:
-    """One-time purchases, email engagement, and a restore of this chain by someone else."""
+    """One-time purchases, email engagement, a restore of this chain by someone else, and
+    the app opened again."""
     if rng.random() < 0.1:
         at = began + rng.randint(0, max(now - began - MINUTE, 0))
         me.moments.append(Moment(at, "one_time", detail=f"coins.{rng.choice([100, 500])}"))
@@ -231,6 +232,12 @@ def _extras(rng: random.Random, me: Life, seed: int, now: int, profiles: int, be
             "profile_id": str(profile_id(seed, other)),
         }
         me.api.append(Step(now - rng.randint(MINUTE, HOUR), other, "api", "restore", body))
+    if rng.random() < 0.6:
+        # The app opened again lately: its SDK updates the profile (its last seen).
+        opened = max(now - rng.randint(MINUTE, 3 * DAY), began)
+        meta = {"device_id": f"device-{seed}-{me.number}", "platform": PLATFORMS[me.store]}
+        body = {"profile_id": str(me.profile_id), "installation_meta": meta}
+        me.api.append(Step(opened, me.number, "api", "app_open", body))
     return me
 
 

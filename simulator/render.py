@@ -188,6 +188,8 @@ def _stripe(seed: int, me: Life, moment: Moment, rng: random.Random) -> list[Ste
             "amount_due": amount,
             "currency": me.currency.lower(),
             "billing_reason": reason,
+            "payment_intent": f"pi_{sub}_{moment.period}",
+            "customer_address": {"country": COUNTRIES[me.currency][:2]},
             "parent": {"subscription_details": {"subscription": sub, "metadata": metadata}},
             "lines": {
                 "data": [
@@ -235,13 +237,17 @@ def _stripe(seed: int, me: Life, moment: Moment, rng: random.Random) -> list[Ste
                 ("customer.subscription.updated", subscription | {"status": "past_due"}),
             ]
         case "refund":
-            # Kept on the raw topic; Stripe's refunds are not folded (facts 5).
+            # As API versions before 2025-03-31 send it: the invoice by id, which ingress
+            # fetches from the Stripe API (the simulator's stand-in).
             charge = {
                 "id": f"ch_{sub}_{moment.period}",
                 "object": "charge",
+                "amount": _price(me, moment),
                 "refunded": True,
                 "amount_refunded": _price(me, moment),
                 "currency": me.currency.lower(),
+                "invoice": f"in_{sub}_{moment.period}",
+                "payment_intent": f"pi_{sub}_{moment.period}",
             }
             events = [("charge.refunded", charge)]
         case "pause":
@@ -321,6 +327,7 @@ def _google(seed: int, me: Life, moment: Moment, rng: random.Random) -> list[Ste
         "startTime": iso(me.moments[0].starts),
         "lineItems": [item],
         "externalAccountIdentifiers": {"obfuscatedExternalAccountId": str(me.profile_id)},
+        "regionCode": COUNTRIES[me.currency][:2],
     }
     if moment.kind == "cancel":
         state["canceledStateContext"] = {"userInitiatedCancellation": {}}

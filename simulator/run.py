@@ -1,9 +1,10 @@
 """Sending a plan: signed notifications to the store webhooks, calls to the server-side API.
 
 App Store notifications are signed with the development chain (`keys.py`), Stripe events
-with the development secret; Google Play pushes carry the push secret, and the purchase
-state ingress then fetches is served by `PlayStandIn`, the Play Developer API's two
-calls as ingress makes them (point `SUBLEDGER_GOOGLE_PLAY_API_ENDPOINT` at it).
+with the development secret; Google Play pushes carry the push secret. What ingress then
+asks the stores is served by `StoreApis`: the Play Developer API's two calls (point
+`SUBLEDGER_GOOGLE_PLAY_API_ENDPOINT` at it) and the Stripe API's invoice lookups of a
+refunded charge (`SUBLEDGER_STRIPE_API_BASE`), from what the simulator sent.
 Steps go out at a steady rate, several in flight, in plan order.
 """
 
@@ -23,7 +24,8 @@ from typing import Any
 import httpx
 import orjson
 import uvicorn
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
 
 from simulator.keys import DevKeys, SigningAuthority
 from simulator.plan import APP_APPLE_ID, BUNDLE, PACKAGE, Step
@@ -63,14 +65,17 @@ def push_envelope(notification: dict[str, Any]) -> bytes:
 
 
 @dataclass
-class PlayStandIn:
-    """purchases.subscriptionsv2.get and productsv2.getproductpurchasev2, from memory."""
+class StoreApis:
+    """Stand-ins, from memory, for the store API calls ingress makes: Play's
+    purchases.subscriptionsv2.get and productsv2.getproductpurchasev2, Stripe's
+    invoice retrieval and invoice payments by payment intent."""
 
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     products: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invoices: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def app(self) -> FastAPI:
-        app = FastAPI(title="Play Developer API stand-in", openapi_url=None)
+        app = FastAPI(title="Store API stand-ins", openapi_url=None)
         base = "/androidpublisher/v3/applications/{package}/purchases"
 
         @app.get(base + "/subscriptionsv2/tokens/{token}")
@@ -81,7 +86,36 @@ class PlayStandIn:
         async def product(package: str, token: str) -> dict[str, Any]:
             return self._found(self.products, token)
 
+        @app.get("/v1/invoices/{invoice_id}")
+        async def invoice(invoice_id: str) -> Any:
+            if invoice_id not in self.invoices:
+                return JSONResponse(
+                    {"error": {"type": "invalid_request_error", "code": "resource_missing"}},
+                    status_code=404,
+                )
+            return self.invoices[invoice_id]
+
+        @app.get("/v1/invoice_payments")
+        async def invoice_payments(request: Request) -> dict[str, Any]:
+            intent = request.query_params.get("payment[payment_intent]")
+            paid = [i for i in self.invoices.values() if i.get("payment_intent") == intent]
+            return {
+                "object": "list",
+                "url": "/v1/invoice_payments",
+                "has_more": False,
+                "data": [
+                    {"id": f"inpay_{i['id']}", "object": "invoice_payment", "invoice": i}
+                    for i in paid[:1]
+                ],
+            }
+
         return app
+
+    def saw(self, event: dict[str, Any]) -> None:
+        """Remember the invoices of the Stripe events sent, as Stripe would have them."""
+        obj = (event.get("data") or {}).get("object") or {}
+        if obj.get("object") == "invoice" and obj.get("id"):
+            self.invoices[obj["id"]] = obj
 
     @staticmethod
     def _found(known: dict[str, dict[str, Any]], token: str) -> dict[str, Any]:
@@ -122,7 +156,7 @@ class Simulator:
         base_url: str,
         keys: DevKeys,
         api_key: str,
-        play: PlayStandIn,
+        play: StoreApis,
         *,
         rate: float = 50.0,
         concurrency: int = 32,
@@ -184,6 +218,7 @@ class Simulator:
                 body = sign_apple(self.keys.authority, step.body)
                 return await http.post(f"{self.base}/webhooks/app-store", content=body)
             case "stripe":
+                self.play.saw(step.body)
                 body = orjson.dumps(step.body)
                 signature = sign_stripe(self.keys.stripe_secret, body)
                 return await http.post(
@@ -220,6 +255,10 @@ class Simulator:
                 created.set()
         await created.wait()
         headers[PROFILE_HEADER] = body.pop("profile_id")
+        if step.what == "app_open":
+            return await http.patch(
+                f"{self.base}/api/v2/server-side-api/profile/", json=body, headers=headers
+            )
         path = {"email_event": "email-events", "restore": "restore"}[step.what]
         return await http.post(
             f"{self.base}/api/v1/server-side-api/profile/{path}/", json=body, headers=headers
@@ -234,6 +273,8 @@ def service_settings(keys: DevKeys, play_endpoint: str) -> dict[str, str]:
         "SUBLEDGER_APPLE_ENVIRONMENT": "Production",
         "SUBLEDGER_APPLE_ROOT_CERTIFICATES": orjson.dumps([str(keys.root_path)]).decode(),
         "SUBLEDGER_STRIPE_WEBHOOK_SECRETS": orjson.dumps([keys.stripe_secret]).decode(),
+        "SUBLEDGER_STRIPE_API_KEY": "sk_test_subledger_development",
+        "SUBLEDGER_STRIPE_API_BASE": play_endpoint,
         "SUBLEDGER_GOOGLE_PLAY_PACKAGE": PACKAGE,
         "SUBLEDGER_GOOGLE_PUSH_SECRET": keys.google_push_secret,
         "SUBLEDGER_GOOGLE_PLAY_API_ENDPOINT": play_endpoint,

@@ -199,6 +199,16 @@ class Chain:
         )
         return self.patched(at, patch, E.SUBSCRIPTION_REFUNDED)
 
+    def partial_refund_by_id(self, tid: str, at: datetime, more: Decimal) -> StoreEvent:
+        """Stripe's way: `more` given back, stated as what was given back in all."""
+        tx = self.transactions[tid]
+        refunded = min((tx.refunded_usd or Decimal(0)) + more, tx.price_usd)
+        self.transactions[tid] = replace(tx, refunded_local=refunded, refunded_usd=refunded)
+        patch = TransactionPatch(
+            transaction_id=tid, revoked=False, refunded_local=refunded, refunded_usd=refunded
+        )
+        return self.patched(at, patch, E.SUBSCRIPTION_REFUNDED)
+
     def reversal_by_id(self, tid: str, at: datetime) -> StoreEvent:
         self.transactions[tid] = replace(
             self.transactions[tid], revoked_at=None, revocation_reason=None

@@ -413,7 +413,7 @@ def payments_of(chain_key: str, scan: Scan, only: set[str] | None = None) -> tup
             chain_key=chain_key,
             transaction_id=p.tx.transaction_id,
             purchased_at=p.start,
-            price_usd=p.tx.price_usd,
+            price_usd=p.tx.revenue_usd,
             refunded=p.tx.revoked_at is not None,
         )
         for p in scan.periods
@@ -424,7 +424,7 @@ def payments_of(chain_key: str, scan: Scan, only: set[str] | None = None) -> tup
             chain_key=chain_key,
             transaction_id=one.tx.transaction_id,
             purchased_at=one.tx.purchased_at,
-            price_usd=one.tx.price_usd,
+            price_usd=one.tx.revenue_usd,
             refunded=one.tx.revoked_at is not None,
         )
         for one in scan.purchases

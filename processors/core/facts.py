@@ -69,6 +69,8 @@ def facts_of(event: StoreEvent) -> EventFacts:
                 transaction_id=patch.transaction_id,
                 revoked_at=patch.revoked_at if patch.revoked else None,
                 reason=patch.revocation_reason,
+                refunded_local=patch.refunded_local,
+                refunded_usd=patch.refunded_usd,
             )
         if deferral is None and patch.expires_at is not None:
             deferral = Deferral(transaction_id=patch.transaction_id, expires_at=patch.expires_at)

@@ -121,7 +121,11 @@ def read_facts(
         )
     rate = _rate(config, store, config.small_business)
     purchases = [
-        Purchase(tx=tx, proceeds_usd=rounded(tx.price_usd * (1 - rate)))
+        Purchase(
+            tx=tx,
+            proceeds_usd=(proceeds := rounded(tx.price_usd * (1 - rate))),
+            net_proceeds_usd=_net_proceeds(tx, proceeds, rate),
+        )
         for tx in _effective(ones, patches)
     ]
     anchor_index = _anchor_index(periods, start, at)
@@ -205,7 +209,20 @@ def _effective_tx(
     if newest is None:
         return fact.info
     patch = newest[2]
-    return replace(fact.info, revoked_at=patch.revoked_at, revocation_reason=patch.reason)
+    return replace(
+        fact.info,
+        revoked_at=patch.revoked_at,
+        revocation_reason=patch.reason,
+        refunded_local=patch.refunded_local,
+        refunded_usd=patch.refunded_usd,
+    )
+
+
+def _net_proceeds(tx: TransactionInfo, proceeds: Decimal, rate: Decimal) -> Decimal | None:
+    """Proceeds less what the store gave back (DOMAIN.md 6); None when it gave nothing."""
+    if tx.refunded_usd is not None:
+        return max(proceeds - rounded(tx.refunded_usd * (1 - rate)), Decimal(0))
+    return Decimal(0) if tx.revoked_at is not None else None
 
 
 def _effective(
@@ -251,12 +268,14 @@ def _periods(
         end = max(end, begin)
         after_first_year = paid_service >= config.reduced_rate_after
         rate = _rate(config, store, config.small_business or after_first_year)
+        proceeds = rounded(tx.price_usd * (1 - rate))
         periods.append(
             Period(
                 tx=tx,
                 start=begin,
                 end=end,
-                proceeds_usd=rounded(tx.price_usd * (1 - rate)),
+                proceeds_usd=proceeds,
+                net_proceeds_usd=_net_proceeds(tx, proceeds, rate),
                 rate_after_first_year=after_first_year,
                 learned_at=fact.learned_at,
             )
@@ -631,9 +650,8 @@ def _checkpoint(
     revenue = start.revenue_usd if start is not None else Decimal(0)
     proceeds = start.proceeds_usd if start is not None else Decimal(0)
     for p in before:
-        if p.tx.revoked_at is None:
-            revenue += p.tx.price_usd
-            proceeds += p.proceeds_usd
+        revenue += p.tx.revenue_usd
+        proceeds += p.kept_proceeds_usd
     last_renewal = renewals.last_before or (start.last_renewal if start is not None else None)
     return Checkpoint(
         start=anchor.start,

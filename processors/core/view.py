@@ -48,17 +48,18 @@ def related_chains(state: ProfileState) -> Iterator[Related]:
 
 
 def due(chain: ChainDigest, now: datetime) -> Iterator[tuple[TransactionInfo, Decimal]]:
-    """The chain's transactions since its checkpoint that are due by `now`, with proceeds."""
+    """The chain's transactions since its checkpoint that are due by `now`, with the
+    proceeds they keep (refunds taken off)."""
     for p in chain.periods:
         if p.start <= now:
-            yield p.tx, p.proceeds_usd
+            yield p.tx, p.kept_proceeds_usd
     for one in chain.purchases:
         if one.tx.purchased_at <= now:
-            yield one.tx, one.proceeds_usd
+            yield one.tx, one.kept_proceeds_usd
 
 
 def revenue(state: ProfileState, now: datetime) -> Revenue:
-    """Exact totals of the parent chains' due transactions, refunds left out."""
+    """Exact totals of the parent chains' due transactions, less what was refunded."""
     totals = {Environment.PRODUCTION: [ZERO, ZERO], Environment.SANDBOX: [ZERO, ZERO]}
     for r in related_chains(state):
         if not r.is_parent:
@@ -69,9 +70,8 @@ def revenue(state: ProfileState, now: datetime) -> Revenue:
             total[0] += before.revenue_usd
             total[1] += before.proceeds_usd
         for tx, proceeds in due(r.chain, now):
-            if tx.revoked_at is None:
-                total[0] += tx.price_usd
-                total[1] += proceeds
+            total[0] += tx.revenue_usd
+            total[1] += proceeds
     prod, sandbox = totals[Environment.PRODUCTION], totals[Environment.SANDBOX]
     return Revenue(
         total_revenue_usd=shown_price(prod[0]),

@@ -7,8 +7,11 @@ The input is the verified, decoded notification as ingress stored it: the payloa
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from uuid import UUID
+
+import pycountry
 
 from processors.normalize.canonical import checked, must
 from processors.normalize.money import Rates, from_milliunits
@@ -25,6 +28,7 @@ from schemas.raw import RawNotification
 
 E = EventType
 R = CancellationReason
+MILLIUNIT = Decimal("0.001")
 
 # Types that say nothing about a profile's state: kept on the raw topic, folded into nothing.
 NOT_FOLDED = frozenset(
@@ -145,8 +149,10 @@ def _transaction(tx: dict[str, Any], rates: Rates, kind: str | None) -> Transact
         # Family Sharing withdrawn: the member's access ends; no money moves.
         ended_at, revoked_at = revoked_at, None
     reason = None
+    refunded = None
     if revoked_at is not None:
         reason = R.UPGRADED if upgraded else R.REFUND
+        refunded = _prorated(tx, price)
     return TransactionInfo(
         transaction_id=str(tx["transactionId"]),
         original_transaction_id=str(tx["originalTransactionId"]),
@@ -160,13 +166,33 @@ def _transaction(tx: dict[str, Any], rates: Rates, kind: str | None) -> Transact
         price_local=price,
         currency=currency,
         price_usd=rates.to_usd(price, currency),
-        store_country=tx.get("storefront"),
+        store_country=country_of(tx.get("storefront")),
         is_family_shared=family,
         is_upgraded=upgraded,
         ended_at=ended_at,
         revoked_at=revoked_at,
         revocation_reason=reason,
+        refunded_local=refunded,
+        refunded_usd=None if refunded is None else rates.to_usd(refunded, currency),
     )
+
+
+def _prorated(tx: dict[str, Any], price: Decimal) -> Decimal | None:
+    """What a prorated refund gave back (`revocationPercentage` is in milliunits of a
+    percent: 50000 is half); None for a full refund."""
+    share = tx.get("revocationPercentage")
+    if tx.get("revocationType") != "REFUND_PRORATED" or not isinstance(share, int):
+        return None
+    share = min(max(share, 0), 100_000)
+    return (price * share / 100_000).quantize(MILLIUNIT, rounding=ROUND_HALF_EVEN)
+
+
+def country_of(storefront: object) -> str | None:
+    """The App Store's storefront (ISO 3166 alpha-3, `DEU`) as an alpha-2 code (`DE`)."""
+    if not isinstance(storefront, str):
+        return None
+    country = pycountry.countries.get(alpha_3=storefront.upper())
+    return country.alpha_2 if country is not None else None
 
 
 def _renewal(

@@ -1,8 +1,11 @@
-"""Stripe subscription and invoice events to canonical events (facts 5.2, 5.3, 6.2).
+"""Stripe subscription, invoice and refund events to canonical events (facts 5.2, 5.3, 6.2).
 
 A chain is a Stripe subscription. Its transactions are its paid invoices: they carry
 the money and the periods, so no amount is counted twice. Subscription events carry the
 renewal state (auto-renew, failed payments, pause), and a deletion ends access at once.
+A refunded charge nets what it gave back from the invoice it paid (DOMAIN.md 6): the
+charge names its invoice (before API version 2025-03-31, as an id unless expanded), and
+ingress keeps the invoice it fetched beside the event when the charge does not carry it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ from schemas.enums import (
     OfferType,
     Store,
 )
-from schemas.events import Offer, ProfileRef, RenewalInfo, StoreEvent, TransactionInfo
+from schemas.events import (
+    Offer,
+    ProfileRef,
+    RenewalInfo,
+    StoreEvent,
+    TransactionInfo,
+    TransactionPatch,
+)
 from schemas.raw import RawNotification
 
 E = EventType
@@ -37,6 +47,7 @@ FOLDED = frozenset(
         "invoice.paid",
         "invoice.payment_succeeded",
         "invoice.payment_failed",
+        "charge.refunded",
     }
 )
 _REASONS = {
@@ -51,16 +62,30 @@ def instant(seconds: int | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
 
 
-def subscription_of(event: dict[str, Any]) -> str | None:
-    """The subscription a Stripe event is about: the chain it belongs to."""
+def subscription_of(event: dict[str, Any], fetched: dict[str, Any] | None = None) -> str | None:
+    """The subscription a Stripe event is about: the chain it belongs to (a charge's is
+    its invoice's)."""
     obj = (event.get("data") or {}).get("object") or {}
     if obj.get("object") == "subscription":
         return str(obj.get("id"))
+    if obj.get("object") == "charge":
+        invoice = invoice_of(event, fetched)
+        return None if invoice is None else subscription_of({"data": {"object": invoice}})
     details = (obj.get("parent") or {}).get("subscription_details") or {}
     found = obj.get("subscription") or details.get("subscription")
     if isinstance(found, dict):
         found = found.get("id")
     return str(found) if found else None
+
+
+def invoice_of(event: dict[str, Any], fetched: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The invoice a charge paid: expanded on the charge, or as ingress fetched it."""
+    obj = (event.get("data") or {}).get("object") or {}
+    invoice = obj.get("invoice")
+    if isinstance(invoice, dict) and invoice.get("id"):
+        return invoice
+    found = _dict((fetched or {}).get("invoice"))
+    return found if found.get("id") else None
 
 
 def normalize(raw: RawNotification, rates: Rates) -> list[StoreEvent]:
@@ -71,13 +96,18 @@ def normalize(raw: RawNotification, rates: Rates) -> list[StoreEvent]:
 def _normalize(raw: RawNotification, rates: Rates) -> list[StoreEvent]:
     event = raw.payload
     kind = event.get("type")
-    subscription = subscription_of(event)
+    subscription = subscription_of(event, raw.fetched)
     if kind not in FOLDED or subscription is None:
-        return []  # kept on the raw topic: one-off invoices, charges, checkout sessions, ...
+        return []  # kept on the raw topic: one-off invoices and charges, checkout sessions, ...
     obj = event["data"]["object"]
     signed_at = instant(event.get("created")) or raw.received_at
-    transaction = renewal = terminated = None
-    if kind in ("invoice.paid", "invoice.payment_succeeded"):
+    transaction = renewal = terminated = patch = None
+    if kind == "charge.refunded":
+        invoice = must(invoice_of(event, raw.fetched), "invoice")
+        patch = _refund(obj, str(invoice["id"]), signed_at, rates)
+        event_type = E.SUBSCRIPTION_REFUNDED
+        obj = invoice  # whose metadata names the buyer
+    elif kind in ("invoice.paid", "invoice.payment_succeeded"):
         transaction = _invoice(obj, subscription, rates)
         event_type = E.SUBSCRIPTION_RENEWED
         if obj.get("billing_reason") == "subscription_create":
@@ -99,7 +129,9 @@ def _normalize(raw: RawNotification, rates: Rates) -> list[StoreEvent]:
             if event.get("livemode", True)
             else (Environment.SANDBOX),
             original_transaction_id=subscription,
-            transaction_id=transaction.transaction_id if transaction else None,
+            transaction_id=transaction.transaction_id
+            if transaction
+            else (patch.transaction_id if patch else None),
             product_id=transaction.product_id if transaction else None,
             effective_at=transaction.purchased_at if transaction else signed_at,
             signed_at=signed_at,
@@ -109,8 +141,27 @@ def _normalize(raw: RawNotification, rates: Rates) -> list[StoreEvent]:
             transaction=transaction,
             renewal=renewal,
             terminated_at=terminated,
+            patch=patch,
         )
     ]
+
+
+def _refund(
+    charge: dict[str, Any], invoice_id: str, signed_at: datetime, rates: Rates
+) -> TransactionPatch:
+    """What a refunded charge says of its invoice: `amount_refunded` is what was given back
+    in all so far; `refunded` is true once all of it was, which ends access at once."""
+    currency = str(charge.get("currency") or "usd").upper()
+    refunded = from_minor_units(int(charge.get("amount_refunded") or 0), currency)
+    full = bool(charge.get("refunded"))
+    return TransactionPatch(
+        transaction_id=invoice_id,
+        revoked=full,
+        revoked_at=signed_at if full else None,
+        revocation_reason=R.REFUND if full else None,
+        refunded_local=refunded,
+        refunded_usd=rates.to_usd(refunded, currency),
+    )
 
 
 def _invoice(invoice: dict[str, Any], subscription: str, rates: Rates) -> TransactionInfo:
@@ -134,7 +185,21 @@ def _invoice(invoice: dict[str, Any], subscription: str, rates: Rates) -> Transa
         price_local=amount,
         currency=currency,
         price_usd=rates.to_usd(amount, currency),
+        store_country=_country(invoice),
     )
+
+
+def _country(invoice: dict[str, Any]) -> str | None:
+    """The buyer's country: the billing address the invoice was made out to, else where it
+    was shipped (ISO 3166 alpha-2); `account_country` is the seller's, not the buyer's."""
+    for address in (
+        _dict(invoice.get("customer_address")),
+        _dict(_dict(invoice.get("customer_shipping")).get("address")),
+    ):
+        country = address.get("country")
+        if isinstance(country, str) and len(country) == 2 and country.isalpha():
+            return country.upper()
+    return None
 
 
 def _renewal(subscription: dict[str, Any], signed_at: datetime) -> RenewalInfo:

@@ -61,6 +61,10 @@ def test_dev_serves_simulated_profiles_of_every_store_and_stops_on_ctrl_c(
             }
             assert ", 0 refused)" in log.read_text()
             assert float(profiles[0]["total_revenue_usd"]) > 0
+            # Every store says where it billed (storefront, regionCode, the invoice's
+            # customer address) and every app calls in: no profile lacks either.
+            assert [p["profile_id"] for p in profiles if not p["last_seen_at"]] == []
+            assert [p["profile_id"] for p in profiles if not p["store_country"]] == []
             process.send_signal(signal.SIGINT)
             assert process.wait(timeout=60) == 0
         finally:

@@ -7,8 +7,10 @@ import hashlib
 import hmac
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -18,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 from runtime.broker import free_port
 from schemas.enums import Store
 from schemas.raw import RawNotification
+from simulator.run import StoreApis
 from tests.apple_notifications import APP_APPLE_ID, BUNDLE, notification, transaction
 from tests.apple_signing import SigningAuthority
 from tests.integration.stack import Stack
@@ -78,47 +81,43 @@ async def test_a_signed_notification_is_kept_and_reaches_the_profile(
     assert view["access_levels"][0]["is_active"]
 
 
-async def test_a_signed_stripe_invoice_reaches_the_profile(stack: Stack) -> None:
-    port = free_port()
-    stack.start_ingress(port, stripe_webhook_secrets='["whsec_test"]')
-    stack.start_worker()
-    profile = uuid.uuid4()
+def stripe_invoice(name: str, profile: uuid.UUID, now: int) -> dict[str, object]:
+    return {
+        "id": f"in_{name}",
+        "object": "invoice",
+        "amount_paid": 1999,
+        "currency": "usd",
+        "billing_reason": "subscription_create",
+        "payment_intent": f"pi_{name}",
+        "parent": {
+            "subscription_details": {
+                "subscription": f"sub_{name}",
+                "metadata": {"profile_id": str(profile)},
+            }
+        },
+        "lines": {
+            "data": [
+                {
+                    "period": {"start": now, "end": now + 30 * 86400},
+                    "pricing": {
+                        "price_details": {"price": "price_m", "product": "premium.monthly"}
+                    },
+                }
+            ]
+        },
+    }
+
+
+async def post_stripe(port: int, event_id: str, kind: str, obj: dict[str, object]) -> None:
     now = int(time.time())
     body = orjson.dumps(
         {
-            "id": f"evt_{stack.name}",
+            "id": event_id,
             "object": "event",
-            "type": "invoice.paid",
+            "type": kind,
             "created": now,
             "livemode": True,
-            "data": {
-                "object": {
-                    "id": f"in_{stack.name}",
-                    "object": "invoice",
-                    "amount_paid": 1999,
-                    "currency": "usd",
-                    "billing_reason": "subscription_create",
-                    "parent": {
-                        "subscription_details": {
-                            "subscription": f"sub_{stack.name}",
-                            "metadata": {"profile_id": str(profile)},
-                        }
-                    },
-                    "lines": {
-                        "data": [
-                            {
-                                "period": {"start": now, "end": now + 30 * 86400},
-                                "pricing": {
-                                    "price_details": {
-                                        "price": "price_m",
-                                        "product": "premium.monthly",
-                                    }
-                                },
-                            }
-                        ]
-                    },
-                }
-            },
+            "data": {"object": obj},
         }
     )
     signature = hmac.new(b"whsec_test", f"{now}.".encode() + body, hashlib.sha256).hexdigest()
@@ -131,13 +130,58 @@ async def test_a_signed_stripe_invoice_reaches_the_profile(stack: Stack) -> None
                 "content-type": "application/json",
             },
         )
-    assert response.status_code == 200
-    snapshots = await stack.snapshots(
-        lambda latest: (
-            latest.get(str(profile), {}).get("revenue", {}).get("total_revenue_usd") == "19.99"
+    assert response.status_code == 200, response.text
+
+
+def revenue_is(profile: uuid.UUID, amount: str) -> Callable[[dict[str, Any]], bool]:
+    def reached(latest: dict[str, Any]) -> bool:
+        revenue = latest.get(str(profile), {}).get("revenue", {})
+        return bool(revenue.get("total_revenue_usd") == amount)
+
+    return reached
+
+
+async def test_a_signed_stripe_invoice_and_its_refunds_reach_the_profile(stack: Stack) -> None:
+    """An invoice, then a partial and a full refund of the charge that paid it, named by
+    invoice id only (API versions before 2025-03-31): ingress fetches the invoice from the
+    Stripe API (the simulator's stand-in, over HTTP) and the profile nets each refund."""
+    apis = StoreApis()
+    port = free_port()
+    profile = uuid.uuid4()
+    invoice = stripe_invoice(stack.name, profile, int(time.time()))
+    async with apis.serving(free_port()) as stripe_api:
+        stack.start_ingress(
+            port,
+            stripe_webhook_secrets='["whsec_test"]',
+            stripe_api_key="sk_test_integration",
+            stripe_api_base=stripe_api,
         )
-    )
-    assert snapshots[str(profile)]["subscription_state"] == "subscribed"
+        stack.start_worker()
+        await post_stripe(port, f"evt_{stack.name}", "invoice.paid", invoice)
+        snapshots = await stack.snapshots(revenue_is(profile, "19.99"))
+        assert snapshots[str(profile)]["subscription_state"] == "subscribed"
+
+        apis.saw({"data": {"object": invoice}})
+        charge = {
+            "id": f"ch_{stack.name}",
+            "object": "charge",
+            "amount": 1999,
+            "currency": "usd",
+            "invoice": invoice["id"],
+            "payment_intent": invoice["payment_intent"],
+        }
+        partial = charge | {"amount_refunded": 500, "refunded": False}
+        await post_stripe(port, f"evt_{stack.name}_r1", "charge.refunded", partial)
+        snapshots = await stack.snapshots(revenue_is(profile, "14.99"))
+        assert snapshots[str(profile)]["subscription_state"] == "subscribed"
+        assert snapshots[str(profile)]["revenue"]["total_proceeds_usd"] == "14.9900"
+
+        full = charge | {"amount_refunded": 1999, "refunded": True}
+        await post_stripe(port, f"evt_{stack.name}_r2", "charge.refunded", full)
+        snapshots = await stack.snapshots(revenue_is(profile, "0.00"))
+    view = snapshots[str(profile)]
+    assert view["purchase_status"] == "refunded"
+    assert not view["access_levels"][0]["is_active"]
 
 
 async def test_a_google_play_notification_kept_raw_is_normalized_by_the_worker(

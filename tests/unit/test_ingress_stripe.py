@@ -130,3 +130,123 @@ async def test_a_body_changed_after_signing_is_refused(
     response = await post(client, event(status="canceled"), signature)
     assert response.status_code == 401
     assert publisher.records == []
+
+
+# --- a refunded charge is kept with the invoice it paid, keyed by that invoice's chain ------
+
+INVOICE = {
+    "id": "in_5",
+    "object": "invoice",
+    "parent": {"subscription_details": {"subscription": "sub_9"}},
+}
+
+
+class RecordedInvoices:
+    """The Stripe API as ingress calls it, answering from memory; `down` fails every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.down = False
+
+    def invoice(self, invoice_id: str) -> dict[str, object] | None:
+        return self._answer("invoice", invoice_id)
+
+    def invoice_paid_by(self, payment_intent: str) -> dict[str, object] | None:
+        return self._answer("payment_intent", payment_intent)
+
+    def _answer(self, kind: str, ident: str) -> dict[str, object] | None:
+        self.calls.append((kind, ident))
+        if self.down:
+            raise ConnectionError("api.stripe.com is out of reach")
+        return INVOICE if ident in ("in_5", "pi_5") else None
+
+
+def refunded(**charge: object) -> bytes:
+    obj = {"id": "ch_5", "object": "charge", "amount": 999, "amount_refunded": 999, **charge}
+    body = {
+        "id": "evt_r",
+        "object": "event",
+        "type": "charge.refunded",
+        "created": int(time.time()),
+        "livemode": True,
+        "data": {"object": obj},
+    }
+    return orjson.dumps(body)
+
+
+@pytest.fixture
+def invoices() -> RecordedInvoices:
+    return RecordedInvoices()
+
+
+@pytest.fixture
+async def with_api(
+    publisher: MemoryPublisher, invoices: RecordedInvoices
+) -> AsyncIterator[httpx.AsyncClient]:
+    ingress = Ingress(
+        catalog=load_catalog(),
+        publisher=publisher,
+        stripe=StripeVerifier([NEW]),
+        stripe_api=invoices,
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(ingress)), base_url="http://ingress"
+    ) as http:
+        yield http
+
+
+@pytest.mark.parametrize(
+    ("charge", "calls"),
+    [
+        ({"invoice": "in_5", "payment_intent": "pi_5"}, [("invoice", "in_5")]),
+        ({"payment_intent": "pi_5"}, [("payment_intent", "pi_5")]),  # 2025-03-31.basil on
+        ({"invoice": INVOICE}, []),  # expanded: nothing to ask
+    ],
+)
+async def test_a_refunded_charge_is_kept_with_its_invoice_by_subscription(
+    with_api: httpx.AsyncClient,
+    publisher: MemoryPublisher,
+    invoices: RecordedInvoices,
+    charge: dict[str, object],
+    calls: list[tuple[str, str]],
+) -> None:
+    body = refunded(**charge)
+    response = await post(with_api, body, signed(body, NEW))
+    assert response.status_code == 200
+    assert invoices.calls == calls
+    ((_, key, value),) = publisher.records
+    assert key == b"stripe:sub_9"
+    raw = RawNotification.model_validate_json(value)
+    assert raw.fetched == (None if not calls else {"invoice": INVOICE})
+
+
+async def test_a_refund_of_no_invoice_is_kept_as_it_came(
+    with_api: httpx.AsyncClient, publisher: MemoryPublisher, invoices: RecordedInvoices
+) -> None:
+    body = refunded(invoice=None, payment_intent="pi_1")  # a one-off charge
+    assert (await post(with_api, body, signed(body, NEW))).status_code == 200
+    unknown = refunded(invoice="in_404")
+    assert (await post(with_api, unknown, signed(unknown, NEW))).status_code == 200
+    assert invoices.calls == [("invoice", "in_404")]
+    assert [key for _, key, _ in publisher.records] == [b"stripe:-evt_r", b"stripe:-evt_r"]
+
+
+async def test_an_unreachable_stripe_api_answers_503_so_stripe_retries(
+    with_api: httpx.AsyncClient, publisher: MemoryPublisher, invoices: RecordedInvoices
+) -> None:
+    invoices.down = True
+    body = refunded(invoice="in_5")
+    response = await post(with_api, body, signed(body, NEW))
+    assert response.status_code == 503
+    assert response.json()["error_code"] == "store_api_unavailable"
+    assert publisher.records == []
+
+
+async def test_without_a_stripe_key_a_refund_naming_its_invoice_is_kept_unplaced(
+    client: httpx.AsyncClient, publisher: MemoryPublisher
+) -> None:
+    body = refunded(invoice="in_5")
+    assert (await post(client, body, signed(body, NEW))).status_code == 200
+    ((_, key, value),) = publisher.records
+    assert key == b"stripe:-evt_r"
+    assert RawNotification.model_validate_json(value).fetched is None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import pytest
+from msgspec.structs import replace
 
 from processors.normalize.apple import NotificationError, normalize
 from processors.normalize.money import Rates
@@ -292,6 +293,43 @@ def test_a_refund_of_an_upgraded_transaction_says_upgraded() -> None:
     )
     assert event.transaction is not None
     assert event.transaction.revocation_reason is R.UPGRADED
+
+
+def test_a_prorated_refund_gives_back_its_share_of_the_price() -> None:
+    """`revocationPercentage` is in milliunits of a percent: 25000 refunds a quarter; the
+    transaction is revoked (Apple ends its access) and earned what was not given back."""
+    from processors.core.ledger import Ledger
+
+    refunded = tx(
+        revocationDate=MS + DAY, revocationType="REFUND_PRORATED", revocationPercentage=25000
+    )
+    (bought,) = normalize(raw("SUBSCRIBED", "INITIAL_BUY", tx(), renewal()), RATES)
+    (event,) = normalize(raw("REFUND", None, refunded, renewal()), RATES)
+    event = replace(event, event_id="app_store:n-2", signed_at=event.signed_at + timedelta(days=1))
+    info = event.transaction
+    assert info is not None
+    assert (info.refunded_local, info.revocation_reason) == (Decimal("2.498"), R.REFUND)
+    assert info.refunded_usd == RATES.to_usd(Decimal("2.498"), "EUR")
+    assert info.revenue_usd == info.price_usd - RATES.to_usd(Decimal("2.498"), "EUR")
+    ledger = Ledger()
+    ledger.submit(bought)
+    ledger.submit(event)
+    view = ledger.view(UUID(TOKEN), datetime.fromtimestamp((MS + 2 * DAY) / 1000, tz=UTC))
+    assert view.revenue.total_revenue_usd == info.revenue_usd.quantize(Decimal("0.01"))
+    assert not any(level.is_active for level in view.access_levels)
+    # A full refund (no type, or REFUND_FULL) gives back all of it.
+    (full,) = normalize(raw("REFUND", None, tx(revocationDate=MS + DAY), renewal()), RATES)
+    assert full.transaction is not None
+    assert (full.transaction.refunded_usd, full.transaction.revenue_usd) == (None, 0)
+
+
+@pytest.mark.parametrize(
+    ("storefront", "country"), [("DEU", "DE"), ("USA", "US"), ("jpn", "JP"), ("ZZZ", None)]
+)
+def test_the_storefront_is_the_alpha_2_store_country(storefront: str, country: str) -> None:
+    (event,) = normalize(raw("DID_RENEW", None, tx(storefront=storefront), renewal()), RATES)
+    assert event.transaction is not None
+    assert event.transaction.store_country == country
 
 
 def test_a_notification_without_its_transaction_is_an_error() -> None:

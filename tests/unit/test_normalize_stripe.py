@@ -24,7 +24,9 @@ DAY = 86_400
 _ids = iter(range(10**6))
 
 
-def stripe_event(kind: str, obj: dict[str, Any], created: int = T) -> RawNotification:
+def stripe_event(
+    kind: str, obj: dict[str, Any], created: int = T, fetched: dict[str, Any] | None = None
+) -> RawNotification:
     event_id = f"evt_{next(_ids)}"
     payload = {
         "id": event_id,
@@ -40,6 +42,7 @@ def stripe_event(kind: str, obj: dict[str, Any], created: int = T) -> RawNotific
         received_at=datetime.fromtimestamp(created, tz=UTC),
         body="{}",
         payload=payload,
+        fetched=fetched,
     )
 
 
@@ -124,7 +127,8 @@ def test_each_folded_event_becomes_one_canonical_event(
 
 
 @pytest.mark.parametrize(
-    "kind", ["charge.refunded", "checkout.session.completed", "invoice.created", "customer.created"]
+    "kind",
+    ["charge.succeeded", "checkout.session.completed", "invoice.created", "customer.created"],
 )
 def test_other_events_fold_into_nothing(kind: str) -> None:
     assert normalize(stripe_event(kind, {"id": "x", "object": "thing"}), RATES) == []
@@ -212,3 +216,165 @@ def test_a_metadata_profile_id_that_is_not_a_uuid_falls_back_to_the_customer_use
     (event,) = normalize(stripe_event("customer.subscription.created", obj), RATES)
     assert event.profile is not None
     assert (event.profile.profile_id, event.profile.customer_user_id) == (None, "u-7")
+
+
+# --- refunds: a charge names its invoice, the invoice its subscription (DOMAIN.md 6) ----------
+
+FIRST = invoice(T, reason="subscription_create")
+SECOND = invoice(T + 30 * DAY)
+
+
+def charge(
+    refunded: int, full: bool = False, paid: dict[str, Any] | str | None = None, **more: Any
+) -> dict[str, Any]:
+    """A refunded charge as Stripe sends it; `paid` is its `invoice` (an id before API
+    version 2025-03-31 unless expanded; absent from then on)."""
+    obj = {
+        "id": "ch_1",
+        "object": "charge",
+        "amount": 999,
+        "amount_refunded": refunded,
+        "currency": "usd",
+        "refunded": full,
+        "payment_intent": "pi_1",
+        **more,
+    }
+    if paid is not None:
+        obj["invoice"] = paid
+    return obj
+
+
+def premium_active(ledger: Ledger, seconds: int) -> bool:
+    levels = ledger.view(PROFILE, at(seconds)).access_levels
+    return any(level.is_active for level in levels if level.access_level_id == "premium")
+
+
+def money(ledger: Ledger, seconds: int) -> tuple[str, str]:
+    revenue = ledger.view(PROFILE, at(seconds)).revenue
+    return str(revenue.total_revenue_usd), str(revenue.total_proceeds_usd)
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        # API versions before 2025-03-31 with the invoice expanded on the charge.
+        ("expanded", stripe_event("charge.refunded", charge(999, True, SECOND), T + 31 * DAY)),
+        # The invoice named by id, fetched by ingress and kept beside the event.
+        (
+            "by id",
+            stripe_event(
+                "charge.refunded",
+                charge(999, True, SECOND["id"]),
+                T + 31 * DAY,
+                {"invoice": SECOND},
+            ),
+        ),
+        # 2025-03-31.basil and later: no `invoice` on the charge; ingress found the invoice
+        # its payment intent paid.
+        (
+            "basil",
+            stripe_event("charge.refunded", charge(999, True), T + 31 * DAY, {"invoice": SECOND}),
+        ),
+    ],
+)
+def test_a_full_refund_takes_the_invoice_out_of_ltv_and_ends_access(
+    name: str, raw: RawNotification
+) -> None:
+    (event,) = normalize(raw, RATES)
+    assert (event.chain_key, event.transaction_id) == ("stripe:sub_1", SECOND["id"])
+    ledger = fold(
+        stripe_event("invoice.paid", FIRST, T),
+        stripe_event("invoice.paid", SECOND, T + 30 * DAY),
+        raw,
+    )
+    assert money(ledger, T + 32 * DAY) == ("9.99", "9.9900")
+    assert story(ledger, PROFILE).count("subscription_refunded") == 1
+    assert not premium_active(ledger, T + 32 * DAY)
+    assert labels(ledger, at(T + 32 * DAY), PROFILE)[1] == "refunded"
+
+
+def test_a_partial_refund_subtracts_only_the_refunded_amount_and_keeps_access() -> None:
+    ledger = fold(
+        stripe_event("invoice.paid", FIRST, T),
+        stripe_event("charge.refunded", charge(500, paid=FIRST), T + DAY),
+    )
+    assert money(ledger, T + 2 * DAY) == ("4.99", "4.9900")
+    assert premium_active(ledger, T + 2 * DAY)
+    assert "subscription_refunded" not in story(ledger, PROFILE)
+    assert labels(ledger, at(T + 2 * DAY), PROFILE) == ("subscribed", "active_subscriber")
+
+
+def test_refunds_add_up_and_arrival_order_does_not_matter() -> None:
+    """`amount_refunded` is what was given back in all: the newest statement wins, whether
+    it arrives first, last, or before the invoice it refunds."""
+    raws = [
+        stripe_event("invoice.paid", FIRST, T),
+        stripe_event("charge.refunded", charge(300, paid=FIRST), T + DAY),
+        stripe_event("charge.refunded", charge(700, paid=FIRST), T + 2 * DAY),
+    ]
+    for order in (raws, raws[::-1], [raws[2], raws[0], raws[1]]):
+        ledger = fold(*order)
+        assert money(ledger, T + 3 * DAY) == ("2.99", "2.9900")
+    full = stripe_event("charge.refunded", charge(999, True, FIRST), T + 3 * DAY)
+    for order in ([*raws, full], [full, *raws]):
+        ledger = fold(*order)
+        assert money(ledger, T + 4 * DAY) == ("0.00", "0.0000")
+        assert story(ledger, PROFILE).count("subscription_refunded") == 1
+
+
+def test_a_refund_nets_in_its_currency_and_with_a_fee_rate() -> None:
+    from processors.core.config import FoldConfig
+
+    yen = invoice(T, amount=1200, currency="jpy", reason="subscription_create")
+    refund = charge(600, paid=yen, amount=1200, currency="jpy")
+    (paid,) = normalize(stripe_event("invoice.paid", yen, T), RATES)
+    (refunded,) = normalize(stripe_event("charge.refunded", refund, T + DAY), RATES)
+    assert paid.transaction is not None
+    assert refunded.patch is not None
+    assert refunded.patch.refunded_local == Decimal(600)
+    assert refunded.patch.refunded_usd == RATES.to_usd(Decimal(600), "JPY")
+    ledger = Ledger(config=FoldConfig(stripe_fee_rate=Decimal("0.029")))
+    ledger.submit(create(PROFILE, at=at(T - DAY)))
+    ledger.submit(paid)
+    ledger.submit(refunded)
+    revenue = ledger.view(PROFILE, at(T + 2 * DAY)).revenue
+    price = paid.transaction.price_usd
+    kept = price - refunded.patch.refunded_usd
+    assert revenue.total_revenue_usd == kept.quantize(Decimal("0.01"))
+    # Proceeds: the invoice's, less the refund's share of them, each rounded once.
+    fee = Decimal(1) - Decimal("0.029")
+    expected = (price * fee).quantize(Decimal("0.0001")) - (
+        refunded.patch.refunded_usd * fee
+    ).quantize(Decimal("0.0001"))
+    assert revenue.total_proceeds_usd == expected
+
+
+def test_a_refunded_charge_of_no_invoice_folds_into_nothing() -> None:
+    one_off = charge(999, True, paid=None, invoice=None)
+    assert normalize(stripe_event("charge.refunded", one_off), RATES) == []
+    # An invoice that is not a subscription's (a one-off invoice) neither.
+    assert (
+        normalize(
+            stripe_event("charge.refunded", charge(999, True, invoice(T, parent=None))), RATES
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "country"),
+    [
+        ({"customer_address": {"country": "DE"}}, "DE"),
+        ({"customer_address": None, "customer_shipping": {"address": {"country": "fr"}}}, "FR"),
+        ({"account_country": "US"}, None),  # the seller's country, not the buyer's
+    ],
+)
+def test_the_store_country_is_the_invoice_customer_country(
+    fields: dict[str, Any], country: str | None
+) -> None:
+    (event,) = normalize(stripe_event("invoice.paid", invoice(T, **fields)), RATES)
+    assert event.transaction is not None
+    assert event.transaction.store_country == country
+    if country is not None:
+        ledger = fold(stripe_event("invoice.paid", invoice(T, **fields)))
+        assert ledger.view(PROFILE, at(T + DAY)).fields.store_country == country

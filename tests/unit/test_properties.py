@@ -60,7 +60,7 @@ def histories(draw: st.DrawFn) -> tuple[Chain, list[StoreEvent]]:
         bought = [x for x in chain.transactions.values() if x.purchased_at < at]
         action = draw(
             st.sampled_from(
-                ["off", "on", "billing", "grace", "refund", "reverse", "defer", "pause"]
+                ["off", "on", "billing", "grace", "refund", "reverse", "defer", "pause", "partial"]
             )
         )
         if action in ("off", "on"):
@@ -83,6 +83,11 @@ def histories(draw: st.DrawFn) -> tuple[Chain, list[StoreEvent]]:
                 events.append(
                     chain.extended_by_id(tx.transaction_id, at, tx.expires_at + timedelta(days=5))
                 )
+        elif action == "partial" and (live := [x for x in bought if x.revoked_at is None]):
+            amount = Decimal(draw(st.sampled_from(["0.10", "0.50", "5.00"])))
+            events.append(
+                chain.partial_refund_by_id(draw(st.sampled_from(live)).transaction_id, at, amount)
+            )
         elif action == "refund" and (live := [x for x in bought if x.revoked_at is None]):
             events.append(chain.refund(draw(st.sampled_from(live)).transaction_id, at))
         elif action == "reverse" and (gone := [x for x in bought if x.revoked_at is not None]):
@@ -262,11 +267,7 @@ def test_invariants_hold_at_any_instant(history, hour: int) -> None:
     ledger = ledger_of(events, delivered)
     view = ledger.view(ALICE, now)
     expected = sum(
-        (
-            t.price_usd
-            for t in chain.transactions.values()
-            if t.purchased_at <= now and t.revoked_at is None
-        ),
+        (t.revenue_usd for t in chain.transactions.values() if t.purchased_at <= now),
         Decimal(0),
     )
     assert view.revenue.total_revenue_usd == expected >= 0

@@ -3,6 +3,7 @@ subledger's own ingress verifies and its normalizers read."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -15,11 +16,12 @@ import httpx
 from ingress.app import GooglePlay, Ingress, create_app
 from ingress.apple import AppleVerifier
 from ingress.google_play import SharedSecretAuth
-from ingress.stripe_webhook import StripeVerifier
+from ingress.stripe_webhook import StripeApi, StripeVerifier
 from processors.normalize.money import Rates
 from processors.stream.processor import NORMALIZERS
+from runtime.broker import free_port
 from runtime.catalog import load_catalog
-from schemas.enums import EventType
+from schemas.enums import EventType, Store
 from schemas.raw import RawNotification
 from simulator.keys import DevKeys
 from simulator.plan import (
@@ -32,7 +34,7 @@ from simulator.plan import (
     plan,
     profile_id,
 )
-from simulator.run import PlayStandIn, Simulator
+from simulator.run import Simulator, StoreApis
 from tests.unit.test_ingress_app_store import MemoryPublisher
 
 START = datetime(2026, 11, 30, 12, tzinfo=UTC)
@@ -71,6 +73,8 @@ def test_the_plan_holds_the_mix_stores_send() -> None:
         "create_profile",
         "email_event",
         "restore",
+        "app_open",
+        "charge.refunded",
     ):
         assert what[expected] > 0, expected
     store = [s for s in steps if s.channel != "api"]
@@ -100,7 +104,7 @@ def replace_flag(step: Step) -> Step:
 class StandInClient:
     """The Play client ingress uses, reading the stand-in's memory (HTTP in integration)."""
 
-    def __init__(self, play: PlayStandIn) -> None:
+    def __init__(self, play: StoreApis) -> None:
         self.play = play
 
     def subscription(self, package: str, token: str) -> dict[str, Any]:
@@ -112,7 +116,7 @@ class StandInClient:
 
 async def test_every_notification_verifies_at_ingress_and_normalizes(tmp_path: Path) -> None:
     keys = DevKeys.load_or_create(tmp_path / "dev")
-    play = PlayStandIn()
+    play = StoreApis()
     publisher = MemoryPublisher()
     ingress = Ingress(
         catalog=load_catalog(),
@@ -124,7 +128,11 @@ async def test_every_notification_verifies_at_ingress_and_normalizes(tmp_path: P
     transport = httpx.ASGITransport(app=create_app(ingress))
     steps = [s for s in plan(300, 3, START) if s.channel != "api"]
     simulator = Simulator("http://ingress", keys, "k", play, rate=10_000, transport=transport)
-    outcome = await simulator.run(steps)
+    # A refunded charge names its invoice by id: ingress asks the Stripe API (the stand-in,
+    # over HTTP, through the stripe library) and keeps the invoice beside the event.
+    async with play.serving(free_port()) as endpoint:
+        ingress.stripe_api = StripeApi("sk_test_simulator", endpoint)
+        outcome = await simulator.run(steps)
     assert outcome.refused == 0, outcome.failures
     assert outcome.sent == len(steps) == len(publisher.records)
 
@@ -139,10 +147,14 @@ async def test_every_notification_verifies_at_ingress_and_normalizes(tmp_path: P
             prices.setdefault(currency, {Decimal(0)}).add(_major(minor, currency))
     for currency in prices:
         prices[currency].add(_major(700 if currency in ZERO_DECIMAL else 499, currency))
+    stripe_refunds = 0
     for _, _, value in publisher.records:
         raw = RawNotification.model_validate_json(value)
         for event in NORMALIZERS[raw.store](raw, rates):
             kinds[event.event_type] += 1
+            if raw.store is Store.STRIPE and event.patch is not None:
+                assert raw.fetched is not None
+                stripe_refunds += 1
             assert event.profile is None or str(event.profile.profile_id) in planned
             tx = event.transaction
             if tx is not None:
@@ -156,18 +168,32 @@ async def test_every_notification_verifies_at_ingress_and_normalizes(tmp_path: P
         E.SUBSCRIPTION_EXPIRED,
     ):
         assert kinds[expected] > 0, (expected, kinds)
+    assert stripe_refunds > 0
+    assert stripe_refunds == sum(1 for s in steps if s.what == "charge.refunded")
+
+
+async def test_the_stripe_api_finds_the_invoice_a_payment_intent_paid() -> None:
+    """From API version 2025-03-31 a charge names no invoice: its payment intent's invoice
+    payment does (`GET /v1/invoice_payments?payment[payment_intent]=`)."""
+    apis = StoreApis()
+    apis.saw({"data": {"object": {"id": "in_7", "object": "invoice", "payment_intent": "pi_7"}}})
+    async with apis.serving(free_port()) as endpoint:
+        api = StripeApi("sk_test_simulator", endpoint)
+        found = await asyncio.to_thread(api.invoice_paid_by, "pi_7")
+        missing = await asyncio.to_thread(api.invoice_paid_by, "pi_8")
+        by_id = await asyncio.to_thread(api.invoice, "in_7")
+        unknown = await asyncio.to_thread(api.invoice, "in_8")
+    assert (found or {}).get("id") == (by_id or {}).get("id") == "in_7"
+    assert (missing, unknown) == (None, None)
 
 
 async def test_the_real_play_client_reads_the_stand_in_from_many_threads_at_once() -> None:
     """google-api-python-client over HTTP, from ingress's thread pool: no shared transport."""
-    import asyncio
-
     from google.auth.credentials import AnonymousCredentials
 
     from ingress.google_play import GooglePlayClient
-    from runtime.broker import free_port
 
-    play = PlayStandIn()
+    play = StoreApis()
     play.subscriptions = {f"tok-{n}": {"subscriptionState": f"S{n}"} for n in range(40)}
     async with play.serving(free_port()) as endpoint:
         client = GooglePlayClient(AnonymousCredentials(), endpoint)  # type: ignore[no-untyped-call]
