@@ -41,7 +41,8 @@ from processors.core.profile import evolve_profile
 from processors.core.view import profile_view
 from processors.normalize import apple, google_play, stripe
 from processors.normalize.money import Rates
-from processors.stream import codecs, store
+from processors.stream import codecs, commits, store
+from processors.stream.commits import GaplessConsumer
 from processors.stream.packs import PackError, is_pack, unpack
 from processors.stream.sender import Partitioner, Sender
 from processors.stream.store import StateStore
@@ -85,11 +86,18 @@ COMMIT_AGE = Gauge("subledger_commit_age_seconds", "Seconds since consumed offse
 # How long after sending due wake-ups the worker waits to call itself caught up.
 WAKE_SETTLE_SECONDS = 2.0
 TIMERS_DUE = Gauge("subledger_timers_indexed", "Profiles with a pending wake-up on this worker")
+REREADS = Counter(
+    "subledger_unfolded_rereads_total",
+    "Partitions read again from a record that was read but not folded",
+    ["topic"],
+)
 UNNORMALIZED = Counter(
     "subledger_unnormalized_total", "Raw notifications kept for a normalizer to come", ["store"]
 )
 
 REINDEX_SECONDS = 10.0
+# A partition read again from a record is not sent back there sooner than this.
+REREAD_SECONDS = 10.0
 # A batch of packs may hold many thousands of messages: its work is written every so many,
 # which bounds what is held in memory and gives the event loop a turn (the consumer's
 # keepalive, timers and commits run meanwhile).
@@ -162,6 +170,8 @@ class Processor:
             web_enabled=False,
             **faust_settings(settings.broker_flavor),
         )
+        # Commits nothing past a record that was read but not folded (commits.py).
+        commits.install(self.app)
         self.names = {tid: catalog[tid].name for tid in catalog.topics}
         self.chains = self._table("chains", "chain_state")
         self.profiles = self._table("profiles", "profile_state")
@@ -186,6 +196,7 @@ class Processor:
         self._indexed_at = float("-inf")
         self._woken_at = float("-inf")
         self._reread_pending = False
+        self._reread_at: dict[tuple[Any, int], float] = {}
         self._last_commit = time.monotonic()
         self._committed: dict[Any, int] = {}
         self._in = {name: EVENTS_IN.labels(name) for name in self.names.values()}
@@ -545,6 +556,44 @@ class Processor:
             if tp.topic in self._sources:
                 await consumer.seek(tp, committed.get(tp) or 0)
 
+    async def _reread_unfolded(self) -> None:
+        """Read a partition again from the record its commit waits for: one that was read
+        but never folded (`commits.py`)."""
+        consumer: Any = self.app.consumer
+        if not isinstance(consumer, GaplessConsumer):
+            return
+        if self.app.rebalancing or self.app.in_recovery:
+            return
+        assigned = consumer.assignment()
+        unknown = [
+            tp
+            for tp in assigned
+            if tp.topic in self._sources
+            and consumer._committed_offset.get(tp) is None
+            and tp not in consumer.log_start
+        ]
+        if unknown:
+            try:
+                consumer.log_start.update(await consumer.earliest_offsets(*unknown))
+            except Exception as error:  # asked again at the next tick
+                log.warning("earliest offsets unknown: %r", error)
+        now = time.monotonic()
+        for tp, head in list(consumer.unfolded.items()):
+            del consumer.unfolded[tp]
+            if tp not in assigned or now - self._reread_at.get((tp, head), -REREAD_SECONDS) < (
+                REREAD_SECONDS
+            ):
+                continue
+            self._reread_at[(tp, head)] = now
+            REREADS.labels(tp.topic).inc()
+            log.warning(
+                "%s[%d]: the record at %d was read but not folded; reading again from it",
+                tp.topic,
+                tp.partition,
+                head,
+            )
+            await consumer.seek(tp, head)
+
     def _index_wakeups(self) -> None:
         """Index the wake-ups of the profiles this worker holds. Cheap: it reads one field,
         so it runs after every rebalance (once recovery has filled the table) and now and
@@ -560,6 +609,7 @@ class Processor:
     async def _on_timer(self) -> None:
         tune_faust_fetches(self.app, self.settings.broker_flavor)
         await self._reread_after_rebalance()
+        await self._reread_unfolded()
         self._index_wakeups()
         now = datetime.now(UTC)
         TIMERS_DUE.set(len(self.wakeups))
