@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -14,6 +16,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api import contract
 from api.auth import ApiKeys
 from api.commands import CommandBus, Projections
 from api.console.pages import console
@@ -25,8 +28,26 @@ from api.server_side import server_side_router
 from api.webhooks import webhooks_router
 from ingress.app import Ingress, create_app
 from processors.normalize.money import Rates
+from runtime.catalog import load_catalog
 from runtime.postgres import sqlalchemy_url
 from runtime.settings import Settings
+
+SPEC_FILE = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
+
+
+class _Unpublished:
+    """A publisher for an app that only describes itself."""
+
+    async def publish(self, topic: str, key: bytes, value: bytes) -> None:
+        raise RuntimeError("the described app publishes nothing")
+
+
+def openapi_document() -> dict[str, Any]:
+    """The HTTP service's OpenAPI document, as it serves it at /openapi.json (committed as
+    docs/openapi.json by `subledger openapi`)."""
+    engine = database_engine("postgresql://127.0.0.1:1/unused")
+    app = create_api(Ingress(load_catalog(), _Unpublished()), engine, Settings(console=False))
+    return app.openapi()
 
 
 def database_engine(url: str) -> AsyncEngine:
@@ -65,6 +86,7 @@ def create_api(
             (key.get_secret_value() for key in settings.api_keys), settings.console_session_seconds
         )
         console(app, reads, sessions, sorted(settings.access_levels))
+    app.openapi = partial(contract.document, app)  # type: ignore[method-assign]
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(StarletteHTTPException, http_error)

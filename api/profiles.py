@@ -9,6 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from api import contract
 from api.auth import ApiKeys
 from api.bodies import body_of
 from api.errors import PROFILE_DOES_NOT_EXIST, ApiError
@@ -49,7 +50,7 @@ def query_router(reads: ReadModels, keys: ApiKeys) -> APIRouter:
             raise PROFILE_DOES_NOT_EXIST
         return json_response((await reads.events(profile_id, page, datetime.now(UTC))).body())
 
-    @router.post("/segments")
+    @router.post("/segments", status_code=201, openapi_extra=contract.body(SegmentRequest))
     async def create_segment(request: Request) -> Response:
         body = await body_of(request, SegmentRequest)
         return json_response({"data": await reads.create_segment(body, datetime.now(UTC))}, 201)
@@ -58,7 +59,7 @@ def query_router(reads: ReadModels, keys: ApiKeys) -> APIRouter:
     async def list_segments() -> Response:
         return json_response({"data": await reads.segments()})
 
-    @router.delete("/segments/{segment_id}")
+    @router.delete("/segments/{segment_id}", status_code=204)
     async def delete_segment(segment_id: UUID) -> Response:
         if not await reads.delete_segment(segment_id):
             raise ApiError(404, "segment_does_not_exist", None, "Segment does not exist")

@@ -18,6 +18,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from api import contract
 from api.auth import ApiKeys
 from api.bodies import body_of
 from api.commands import CommandBus, Written
@@ -251,7 +252,9 @@ def server_side_router(
 
     # --- profile (v2) ---------------------------------------------------------------------
 
-    @router.post(f"{V2}/profile/")
+    @router.post(
+        f"{V2}/profile/", openapi_extra=contract.body(ProfileRequest, contract.PROFILE_HEADERS)
+    )
     async def create_profile(request: Request) -> Response:
         body = await body_of(request, ProfileRequest)
         _installation_required(body)
@@ -273,11 +276,13 @@ def server_side_router(
         )
         return await answer(await write(command))
 
-    @router.get(f"{V2}/profile/")
+    @router.get(f"{V2}/profile/", openapi_extra=contract.headers(*contract.PROFILE_HEADERS))
     async def get_profile(request: Request) -> Response:
         return await answer(Written(await addressed(request), True, ""))
 
-    @router.patch(f"{V2}/profile/")
+    @router.patch(
+        f"{V2}/profile/", openapi_extra=contract.body(ProfileRequest, contract.PROFILE_HEADERS)
+    )
     async def update_profile(request: Request) -> Response:
         body = await body_of(request, ProfileRequest)
         _installation_required(body)
@@ -292,7 +297,11 @@ def server_side_router(
         )
         return await answer(await write(command))
 
-    @router.delete(f"{V2}/profile/")
+    @router.delete(
+        f"{V2}/profile/",
+        status_code=204,
+        openapi_extra=contract.headers(*contract.PROFILE_HEADERS),
+    )
     async def delete_profile(request: Request) -> Response:
         profile = await addressed(request)
         written = await write(DeleteProfile(**about(request, profile)))
@@ -300,14 +309,20 @@ def server_side_router(
 
     # --- purchases (v2) -------------------------------------------------------------------
 
-    @router.post(f"{V2}/purchase/set/transaction/")
+    @router.post(
+        f"{V2}/purchase/set/transaction/",
+        openapi_extra=contract.body(SetTransactionRequest, contract.PROFILE_HEADERS),
+    )
     async def set_transaction(request: Request) -> Response:
         body = await body_of(request, SetTransactionRequest)
         profile = await addressed(request, status_if_unknown=400)
         command = to_set_transaction(body, profile, command_id(request), now(), rates)
         return await answer(await write(command, body.store_transaction_id))
 
-    @router.post(f"{V2}/purchase/profile/grant/access-level/")
+    @router.post(
+        f"{V2}/purchase/profile/grant/access-level/",
+        openapi_extra=contract.body(GrantRequest, contract.PROFILE_HEADERS),
+    )
     async def grant(request: Request) -> Response:
         body = await body_of(request, GrantRequest)
         profile = await addressed(request, status_if_unknown=400)
@@ -319,7 +334,10 @@ def server_side_router(
         )
         return await answer(await write(command))
 
-    @router.post(f"{V2}/purchase/profile/revoke/access-level/")
+    @router.post(
+        f"{V2}/purchase/profile/revoke/access-level/",
+        openapi_extra=contract.body(RevokeRequest, contract.PROFILE_HEADERS),
+    )
     async def revoke(request: Request) -> Response:
         body = await body_of(request, RevokeRequest)
         profile = await addressed(request, status_if_unknown=400)
@@ -332,7 +350,9 @@ def server_side_router(
 
     # --- profile commands (v1) ------------------------------------------------------------
 
-    @router.post(f"{V1}/profile/notes/")
+    @router.post(
+        f"{V1}/profile/notes/", openapi_extra=contract.body(NoteRequest, contract.PROFILE_HEADERS)
+    )
     async def add_note(request: Request) -> Response:
         body = await body_of(request, NoteRequest)
         profile = await addressed(request)
@@ -343,7 +363,10 @@ def server_side_router(
         )
         return await answer(await write(command), full=True)
 
-    @router.patch(f"{V1}/profile/notes/{{note_id}}/")
+    @router.patch(
+        f"{V1}/profile/notes/{{note_id}}/",
+        openapi_extra=contract.body(NoteRequest, contract.PROFILE_HEADERS),
+    )
     async def edit_note(note_id: str, request: Request) -> Response:
         body = await body_of(request, NoteRequest)
         profile = await addressed(request)
@@ -354,13 +377,19 @@ def server_side_router(
         )
         return await answer(await write(command), full=True)
 
-    @router.delete(f"{V1}/profile/notes/{{note_id}}/")
+    @router.delete(
+        f"{V1}/profile/notes/{{note_id}}/",
+        openapi_extra=contract.headers(*contract.PROFILE_HEADERS),
+    )
     async def delete_note(note_id: str, request: Request) -> Response:
         profile = await addressed(request)
         command = DeleteNote(**about(request, profile), note_id=note_id)
         return await answer(await write(command), full=True)
 
-    @router.post(f"{V1}/profile/attributes/")
+    @router.post(
+        f"{V1}/profile/attributes/",
+        openapi_extra=contract.body(AttributesRequest, contract.PROFILE_HEADERS),
+    )
     async def set_attributes(request: Request) -> Response:
         """Custom attributes alone: no installation, and the profile is not seen by it."""
         body = await body_of(request, AttributesRequest)
@@ -373,7 +402,10 @@ def server_side_router(
         )
         return await answer(await write(command), full=True)
 
-    @router.post(f"{V1}/profile/transfer/")
+    @router.post(
+        f"{V1}/profile/transfer/",
+        openapi_extra=contract.body(TransferRequest, contract.PROFILE_HEADERS),
+    )
     async def transfer(request: Request) -> Response:
         body = await body_of(request, TransferRequest)
         profile = await addressed(request)
@@ -389,7 +421,10 @@ def server_side_router(
         )
         return await answer(await write(command), full=True)
 
-    @router.post(f"{V1}/profile/restore/")
+    @router.post(
+        f"{V1}/profile/restore/",
+        openapi_extra=contract.body(RestoreRequest, contract.PROFILE_HEADERS),
+    )
     async def restore(request: Request) -> Response:
         body = await body_of(request, RestoreRequest)
         profile = await addressed(request)
@@ -400,7 +435,10 @@ def server_side_router(
         )
         return await answer(await write(command, ids[0]), full=True)
 
-    @router.post(f"{V1}/profile/email-events/")
+    @router.post(
+        f"{V1}/profile/email-events/",
+        openapi_extra=contract.body(EmailEventRequest, contract.PROFILE_HEADERS),
+    )
     async def email_event(request: Request) -> Response:
         body = await body_of(request, EmailEventRequest)
         profile = await addressed(request)
@@ -413,7 +451,9 @@ def server_side_router(
         )
         return await answer(await write(command), full=True)
 
-    @router.post(f"{V1}/profile/unsubscribe/")
+    @router.post(
+        f"{V1}/profile/unsubscribe/", openapi_extra=contract.headers(*contract.PROFILE_HEADERS)
+    )
     async def unsubscribe(request: Request) -> Response:
         profile = await addressed(request)
         command = Unsubscribe(

@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from pydantic import Field, HttpUrl
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api import contract
 from api.auth import ApiKeys
 from api.bodies import body_of
 from api.errors import ApiError
@@ -131,7 +132,7 @@ def webhooks_router(engine: AsyncEngine, keys: ApiKeys, allow_private: bool = Fa
             raise ApiError(404, "endpoint_does_not_exist", None, "Endpoint does not exist")
         return row
 
-    @router.post("/endpoints")
+    @router.post("/endpoints", status_code=201, openapi_extra=contract.body(EndpointRequest))
     async def create(request: Request) -> Response:
         body = await body_of(request, EndpointRequest)
         if not allow_private:
@@ -160,7 +161,7 @@ def webhooks_router(engine: AsyncEngine, keys: ApiKeys, allow_private: bool = Fa
             )
             return json_response({"data": [_endpoint(r) for r in rows]})
 
-    @router.delete("/endpoints/{endpoint_id}")
+    @router.delete("/endpoints/{endpoint_id}", status_code=204)
     async def delete(endpoint_id: UUID) -> Response:
         await one(endpoint_id)
         async with engine.begin() as connection:
@@ -262,7 +263,7 @@ def webhooks_router(engine: AsyncEngine, keys: ApiKeys, allow_private: bool = Fa
             raise ApiError(404, "delivery_does_not_exist", None, "Delivery does not exist")
         return json_response({"data": {"delivery_id": delivery_id, "status": "pending"}})
 
-    @router.post("/deliveries/redeliver")
+    @router.post("/deliveries/redeliver", openapi_extra=contract.body(RedeliverRange))
     async def redeliver_range(request: Request) -> Response:
         body = await body_of(request, RedeliverRange)
         await one(body.endpoint_id)

@@ -92,6 +92,17 @@ def schema() -> None:
     typer.echo(f"wrote {SCHEMA_FILE}", err=True)
 
 
+@app.command()
+def openapi() -> None:
+    """Write the HTTP API's OpenAPI document (docs/openapi.json), as the service serves it."""
+    from api.app import SPEC_FILE, openapi_document
+
+    SPEC_FILE.write_bytes(
+        orjson.dumps(openapi_document(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    )
+    typer.echo(f"wrote {SPEC_FILE}", err=True)
+
+
 def _read(file: Path) -> bytes:
     try:
         return file.read_bytes()

@@ -1,0 +1,140 @@
+"""The OpenAPI document: committed, complete, and agreeing with what the API accepts."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from jsonschema import Draft202012Validator
+
+from api.app import SPEC_FILE, create_api, database_engine, openapi_document
+from api.bodies import validated
+from ingress.app import Ingress
+from runtime.catalog import load_catalog
+from runtime.settings import Settings
+from schemas import api as bodies
+from tests.unit.test_ingress_app_store import MemoryPublisher
+
+SPEC = openapi_document()
+OPERATIONS = [
+    (path, method, operation)
+    for path, methods in SPEC["paths"].items()
+    for method, operation in methods.items()
+]
+
+
+def test_the_committed_document_is_the_one_the_service_serves() -> None:
+    """docs/openapi.json is regenerated with `subledger openapi`: a change to the contract
+    shows in review."""
+    committed = orjson.loads(SPEC_FILE.read_bytes())
+    assert committed == orjson.loads(orjson.dumps(SPEC)), "run `subledger openapi`"
+
+
+async def test_openapi_json_is_the_document() -> None:
+    engine = database_engine("postgresql://127.0.0.1:1/unused")
+    app = create_api(Ingress(load_catalog(), MemoryPublisher()), engine, Settings(console=False))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        served = (await http.get("/openapi.json")).json()
+    await engine.dispose()
+    assert served == orjson.loads(orjson.dumps(SPEC))
+
+
+@pytest.mark.parametrize(("path", "method", "operation"), OPERATIONS)
+def test_each_operation_documents_its_key_and_errors(
+    path: str, method: str, operation: dict[str, Any]
+) -> None:
+    responses = operation["responses"]
+    assert "422" not in responses  # a bad request is a 400 in the one error shape
+    assert "503" in responses
+    if path.startswith("/api/"):
+        assert operation["security"] == [{"ApiKey": []}]
+        assert "401" in responses
+    if "requestBody" in operation:
+        assert {"400", "413"} <= set(responses)
+    if "server-side-api" in path:
+        names = {p["name"] for p in operation["parameters"]}
+        assert {"adapty-profile-id", "adapty-customer-user-id", "Idempotency-Key"} <= names
+
+
+def test_every_body_an_operation_reads_is_in_the_document() -> None:
+    """An endpoint that reads a body with `body_of` names it, and only such an endpoint."""
+    engine = database_engine("postgresql://127.0.0.1:1/unused")
+    app = create_api(Ingress(load_catalog(), MemoryPublisher()), engine, Settings(console=False))
+    for route in app.routes:
+        methods = getattr(route, "methods", None)
+        if not getattr(route, "include_in_schema", False) or not methods:
+            continue
+        source = inspect.getsource(route.endpoint)  # type: ignore[attr-defined]
+        for method in methods:
+            operation = SPEC["paths"][route.path][method.lower()]  # type: ignore[attr-defined]
+            assert ("body_of(" in source) == ("requestBody" in operation), route.path  # type: ignore[attr-defined]
+
+
+def test_every_reference_resolves() -> None:
+    schemas = SPEC["components"]["schemas"]
+
+    def refs(node: Any) -> list[str]:
+        if isinstance(node, dict):
+            found = [node["$ref"]] if "$ref" in node else []
+            return found + [r for value in node.values() for r in refs(value)]
+        if isinstance(node, list):
+            return [r for value in node for r in refs(value)]
+        return []
+
+    for ref in refs(SPEC):
+        assert ref.startswith("#/components/schemas/"), ref
+        assert ref.rsplit("/", 1)[1] in schemas, ref
+
+
+# Requests the API accepts (its own tests send them), checked against the document.
+EXAMPLES: list[tuple[str, dict[str, Any]]] = [
+    (
+        "ProfileRequest",
+        {
+            "email": "ada@example.com",
+            "first_name": "Ada",
+            "custom_attributes": [{"key": "plan", "value": "pro"}],
+            "installation_meta": {"device_id": "device-1", "platform": "iOS"},
+        },
+    ),
+    ("GrantRequest", {"access_level_id": "premium", "expires_at": "2027-01-01T00:00:00Z"}),
+    ("RevokeRequest", {"access_level_id": "premium"}),
+    ("NoteRequest", {"text": "Asked for a refund **twice**."}),
+    ("TransferRequest", {"to_profile_id": "00000000-0000-4000-8000-00000000a11c"}),
+    (
+        "RestoreRequest",
+        {"store": "app_store", "store_original_transaction_ids": ["2000000001"]},
+    ),
+    (
+        "EmailEventRequest",
+        {"email_id": "em-1", "event": "opened", "occurred_at": "2026-12-01T10:00:00Z"},
+    ),
+    ("AttributesRequest", {"custom_attributes": [{"key": "plan", "value": None}]}),
+    (
+        "SetTransactionRequest",
+        {
+            "purchase_type": "subscription",
+            "store": "app_store",
+            "store_product_id": "premium.monthly",
+            "store_transaction_id": "t-2",
+            "store_original_transaction_id": "t-1",
+            "price": {"country": "US", "currency": "USD", "value": "9.99"},
+            "purchased_at": "2026-12-01T00:00:00Z",
+            "expires_at": "2027-01-01T00:00:00Z",
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "example"), EXAMPLES)
+def test_a_request_the_api_accepts_validates_against_the_document(
+    name: str, example: dict[str, Any]
+) -> None:
+    validated(getattr(bodies, name), example)  # the API takes it
+    schema = {"$ref": f"#/components/schemas/{name}", "components": SPEC["components"]}
+    errors = list(Draft202012Validator(schema).iter_errors(example))
+    assert errors == [], [e.message for e in errors]
