@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import ipaddress
 import secrets
-import socket
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+import httpcore
 import httpx
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -24,7 +22,7 @@ from api.auth import ApiKeys
 from api.bodies import body_of
 from api.errors import ApiError
 from api.responses import json_response
-from projections import tables
+from projections import addresses, tables
 from schemas.boundary import Frozen, Instant
 from schemas.enums import EventType
 
@@ -72,11 +70,13 @@ def _endpoint(row: Any) -> dict[str, Any]:
     return {str(k): v for k, v in data.items()}
 
 
-async def handshake(url: str, authorization: str | None) -> None:
+async def handshake(url: str, authorization: str | None, allow_private: bool) -> None:
     token = secrets.token_urlsafe(16)
     headers = {"authorization": authorization} if authorization else {}
+    # Connected to the public address checked as it connects, as the dispatcher does.
+    reach = addresses.transport(httpx.Limits(max_connections=1), allow_private)
     try:
-        async with httpx.AsyncClient(timeout=HANDSHAKE_TIMEOUT) as http:
+        async with httpx.AsyncClient(timeout=HANDSHAKE_TIMEOUT, transport=reach) as http:
             response = await http.post(url, json={"adapty_check": token}, headers=headers)
         answer = response.json() if response.status_code in (200, 201) else {}
     except (httpx.HTTPError, ValueError):
@@ -93,29 +93,17 @@ async def handshake(url: str, authorization: str | None) -> None:
 async def refuse_private(url: str) -> None:
     """Refuses an endpoint whose host is, or resolves to, a loopback, link-local, private
     or otherwise non-public address: the dispatcher would POST into the operator's network
-    (a cloud's metadata service at 169.254.169.254, say)."""
-    host = httpx.URL(url).host
+    (a cloud's metadata service at 169.254.169.254, say). The dispatcher checks again as
+    it connects (`projections/addresses.py`)."""
+    address = httpx.URL(url)
     try:
-        addresses = [ipaddress.ip_address(host)]
-    except ValueError:
-        try:
-            found = await asyncio.get_running_loop().getaddrinfo(
-                host, None, type=socket.SOCK_STREAM
-            )
-        except OSError:
-            raise ApiError(
-                400, "validation_error", "url", "the endpoint's host does not resolve"
-            ) from None
-        addresses = [ipaddress.ip_address(info[4][0]) for info in found]
-    for address in addresses:
-        if not address.is_global:
-            raise ApiError(
-                400,
-                "validation_error",
-                "url",
-                f"the endpoint's address {address} is not public "
-                "(SUBLEDGER_WEBHOOK_PRIVATE_ADDRESSES allows it)",
-            )
+        await addresses.public_address(address.host, address.port or 443)
+    except addresses.NotPublicError as error:
+        raise ApiError(400, "validation_error", "url", f"the endpoint: {error}") from None
+    except httpcore.ConnectError:
+        raise ApiError(
+            400, "validation_error", "url", "the endpoint's host does not resolve"
+        ) from None
 
 
 def webhooks_router(engine: AsyncEngine, keys: ApiKeys, allow_private: bool = False) -> APIRouter:
@@ -138,7 +126,7 @@ def webhooks_router(engine: AsyncEngine, keys: ApiKeys, allow_private: bool = Fa
         if not allow_private:
             await refuse_private(str(body.url))
         if body.verify:
-            await handshake(str(body.url), body.authorization)
+            await handshake(str(body.url), body.authorization, allow_private)
         endpoint_id = uuid.uuid4()
         values = {
             "endpoint_id": endpoint_id,

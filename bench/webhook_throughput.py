@@ -94,7 +94,7 @@ async def main(profiles: int, concurrency: int) -> None:
                 stop = asyncio.Event()
                 started = time.perf_counter()
                 task = asyncio.create_task(
-                    Dispatcher(dsn, Policy(concurrency=concurrency)).run(stop)
+                    Dispatcher(dsn, Policy(concurrency=concurrency), allow_private=True).run(stop)
                 )
                 while True:
                     cursor = await conn.execute(
@@ -112,7 +112,7 @@ async def main(profiles: int, concurrency: int) -> None:
                 await conn.execute("TRUNCATE profile_events, webhook_deliveries, webhook_attempts")
                 stop = asyncio.Event()
                 task = asyncio.create_task(
-                    Dispatcher(dsn, Policy(concurrency=concurrency)).run(stop)
+                    Dispatcher(dsn, Policy(concurrency=concurrency), allow_private=True).run(stop)
                 )
                 await asyncio.sleep(1)
                 # About 100 deliveries/s, half of what the dispatcher sustains here.

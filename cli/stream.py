@@ -220,7 +220,7 @@ def dispatch(
     configure_logging(loglevel, settings.log_format, "dispatcher")
     with ExitStack() as stack:
         url = _database(settings, stack)
-        dispatcher = Dispatcher(url)
+        dispatcher = Dispatcher(url, allow_private=settings.webhook_private_addresses)
         _serve_health(settings, dispatcher.health)
         with suppress(KeyboardInterrupt):
             asyncio.run(_until_signalled(dispatcher.run))

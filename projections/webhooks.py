@@ -33,6 +33,7 @@ import psycopg
 from prometheus_client import Counter, Histogram
 from standardwebhooks.webhooks import Webhook
 
+from projections import addresses
 from runtime.health import Health
 from runtime.reconnect import reconnecting
 
@@ -102,9 +103,11 @@ HEADS = """
 
 
 class Dispatcher:
-    def __init__(self, dsn: str, policy: Policy = Policy()) -> None:
+    def __init__(self, dsn: str, policy: Policy = Policy(), allow_private: bool = False) -> None:
         self.dsn = dsn
         self.policy = policy
+        # Endpoints may be on loopback, link-local or private addresses (development).
+        self.allow_private = allow_private
         self._in_flight: set[tuple[UUID, UUID]] = set()
         # Deliveries whose attempt was recorded while a query for heads may have been
         # running: its answer can still show them pending.
@@ -129,7 +132,10 @@ class Dispatcher:
         async with (
             await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as reader,
             await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as writer,
-            httpx.AsyncClient(timeout=self.policy.timeout, limits=limits) as http,
+            httpx.AsyncClient(
+                timeout=self.policy.timeout,
+                transport=addresses.transport(limits, self.allow_private),
+            ) as http,
         ):
             self.health.set(None)
             listener = asyncio.create_task(self._listen(stop))

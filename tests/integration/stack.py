@@ -59,6 +59,8 @@ class Stack:
         return self._start(["project", "--loglevel", "warning"], settings, "projector")
 
     def start_dispatcher(self, **settings: str) -> subprocess.Popen[bytes]:
+        # The tests' webhook receivers listen on this machine.
+        settings = {"webhook_private_addresses": "true", **settings}
         return self._start(["dispatch", "--loglevel", "warning"], settings, "dispatcher")
 
     def start_worker(self, **settings: str) -> subprocess.Popen[bytes]:

@@ -67,7 +67,7 @@ class Hooks:
         self, done: Callable[[list[dict[str, Any]]], bool], policy: Policy = FAST
     ) -> list[dict[str, Any]]:
         stop = asyncio.Event()
-        task = asyncio.create_task(Dispatcher(self.url, policy).run(stop))
+        task = asyncio.create_task(Dispatcher(self.url, policy, allow_private=True).run(stop))
         deadline = time.monotonic() + 30
         try:
             while True:
@@ -248,7 +248,7 @@ async def test_an_endpoint_failing_too_long_is_disabled_and_can_be_redelivered(
         return listed.json()["data"][0]["disabled_at"] is not None
 
     stop = asyncio.Event()
-    task = asyncio.create_task(Dispatcher(hooks.url, brief).run(stop))
+    task = asyncio.create_task(Dispatcher(hooks.url, brief, allow_private=True).run(stop))
     deadline = time.monotonic() + 20
     while not await disabled():
         assert time.monotonic() < deadline
@@ -287,7 +287,7 @@ async def test_the_dispatcher_rides_out_a_database_restart(
     """Its connections end (as at a database restart): it reports not-ready, reconnects
     with backoff and delivers what was queued meanwhile, each delivery once."""
     await hooks.endpoint(receiver)
-    dispatcher = Dispatcher(hooks.url, FAST)
+    dispatcher = Dispatcher(hooks.url, FAST, allow_private=True)
     stop = asyncio.Event()
     task = asyncio.create_task(dispatcher.run(stop))
     try:
