@@ -227,7 +227,12 @@ async def test_a_support_person_works_a_profile_in_the_console(
     await expect(page.get_by_role("heading", name="Transfer access")).to_be_visible()
     await page.get_by_role("button", name="Transfer to this profile").click()
     await expect(page.get_by_role("status")).to_contain_text("Access transferred")
-    moved = (await http.get(f"/api/v1/profiles/{bob}", headers=AUTH)).json()["data"]
+    # Bob's profile follows through the chain's fold, a moment after Ann's.
+    for _ in range(100):
+        moved = (await http.get(f"/api/v1/profiles/{bob}", headers=AUTH)).json()["data"]
+        if moved["subscriptions"]:
+            break
+        await asyncio.sleep(0.1)
     assert [s["store_transaction_id"] for s in moved["subscriptions"]] == ["in_console_1"]
 
     # The overview and segments pages render.
