@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import FastAPI, Request
@@ -30,6 +30,7 @@ from schemas.enums import Store
 from schemas.raw import RawNotification
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ACCEPTED = Counter("subledger_ingress_accepted_total", "Notifications kept", ["store"])
 REJECTED = Counter("subledger_ingress_rejected_total", "Notifications refused", ["store", "code"])
@@ -218,18 +219,9 @@ async def _fetch(
         return None
     subscription = "subscriptionNotification" in notification
     call = google.client.subscription if subscription else google.client.product
-    try:
-        state = await run_in_threadpool(call, google.package, token)
-    except Exception as error:
-        # The store's API is out of reach: refuse, so that Pub/Sub delivers it again.
-        # The purchase token stays out of the log: it identifies a buyer's purchase.
-        log.warning("Play Developer API failed: %s", type(error).__name__)
-        raise IngressError(
-            503,
-            "store_api_unavailable",
-            "non_field_errors",
-            "the purchase state could not be fetched; retry later",
-        ) from error
+    state = await _ask_store(
+        "Play Developer API", "the purchase state", call, google.package, token
+    )
     return {"subscription" if subscription else "product": state}
 
 
@@ -248,18 +240,24 @@ async def _stripe_invoice(
         return None
     kind, ident = lookup
     call = api.invoice if kind == "invoice" else api.invoice_paid_by
+    invoice = await _ask_store("Stripe API", "the refunded charge's invoice", call, ident)
+    return {"invoice": invoice} if invoice is not None else None
+
+
+async def _ask_store(api: str, what: str, call: Callable[..., T], *args: Any) -> T:
+    """A store API call, off the event loop. Out of reach, the notification is refused
+    with 503, so that the store delivers it again; what was asked stays out of the log (a
+    purchase token or an invoice identifies a buyer's purchase)."""
     try:
-        invoice = await run_in_threadpool(call, ident)
+        return await run_in_threadpool(call, *args)
     except Exception as error:
-        # Stripe's API is out of reach: refuse, so that Stripe delivers the event again.
-        log.warning("Stripe API failed: %s", type(error).__name__)
+        log.warning("%s failed: %s", api, type(error).__name__)
         raise IngressError(
             503,
             "store_api_unavailable",
             "non_field_errors",
-            "the refunded charge's invoice could not be fetched; retry later",
+            f"{what} could not be fetched; retry later",
         ) from error
-    return {"invoice": invoice} if invoice is not None else None
 
 
 def _play_kind(notification: dict[str, Any]) -> str:
