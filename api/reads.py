@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from uuid import UUID
 
 import orjson
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -22,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.errors import ApiError
 from projections import tables
 from schemas.api import PageQuery, ProfileFilters, ProfileQuery, SegmentRequest
+
+log = logging.getLogger(__name__)
 
 P = tables.profiles.c
 
@@ -203,12 +207,16 @@ class ReadModels:
     async def profile(self, profile_id: UUID) -> dict[str, Any] | None:
         """The whole profile view, with the segments it is in."""
         async with self.engine.connect() as connection:
-            defined = (await connection.execute(sa.select(tables.segments))).mappings().all()
-            # The view and, in the same row, whether the profile matches each segment.
-            matches = [
-                sa.and_(sa.true(), *conditions(ProfileFilters.model_validate(s["filters"])))
-                for s in defined
+            stored = (await connection.execute(sa.select(tables.segments))).mappings().all()
+            # A segment whose stored filters this version refuses matches nobody.
+            usable = [
+                (s, f)
+                for s in stored
+                if (f := _stored_filters(s["segment_id"], s["filters"])) is not None
             ]
+            defined = [s for s, _ in usable]
+            # The view and, in the same row, whether the profile matches each segment.
+            matches = [sa.and_(sa.true(), *conditions(f)) for _, f in usable]
             statement = sa.select(P.view, *matches).where(P.profile_id == profile_id)
             row = (await connection.execute(statement)).first()
         if row is None:
@@ -290,7 +298,15 @@ class ReadModels:
             )
         if filters is None:
             raise ApiError(404, "segment_does_not_exist", "segment", "Segment does not exist")
-        return ProfileFilters.model_validate(filters)
+        found = _stored_filters(segment_id, filters)
+        if found is None:
+            raise ApiError(
+                409,
+                "segment_filters_invalid",
+                "segment",
+                "the segment's stored filters are no longer accepted: delete it, create it anew",
+            )
+        return found
 
     async def delete_segment(self, segment_id: UUID) -> bool:
         s = tables.segments.c
@@ -360,3 +376,13 @@ def _purchase_columns() -> Iterator[tuple[Any, tuple[Any, ...]]]:
     yield s, (s.store_transaction_id, s.store_original_transaction_id)
     yield n, (n.store_transaction_id,)
     yield a, (a.store_transaction_id, a.store_original_transaction_id)
+
+
+def _stored_filters(segment_id: object, filters: object) -> ProfileFilters | None:
+    """A stored segment's filters, or None when they no longer validate (a segment saved
+    before the boundary refused what it holds: `ltv_min` of 1e1000000, say)."""
+    try:
+        return ProfileFilters.model_validate(filters)
+    except ValidationError:
+        log.warning("segment %s: stored filters refused; it matches nobody", segment_id)
+        return None

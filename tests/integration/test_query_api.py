@@ -330,6 +330,39 @@ async def test_the_profile_page_names_each_segment_the_profile_matches(
         assert names == ["everyone", "gold"] if gold else ["everyone"], pid
 
 
+async def test_a_segment_stored_with_filters_now_refused_breaks_no_page(
+    catalogue: Catalogue,
+) -> None:
+    """Saved before the boundary refused it (`ltv_min` of 1e1000000): the profile pages
+    answer without it, and listing its members says what to do."""
+    segment = uuid4()
+    async with catalogue.engine.begin() as db:
+        await db.execute(
+            sa.insert(tables.segments).values(
+                segment_id=segment,
+                name="absurd",
+                filters={"ltv_min": "1e1000000"},
+                created_at=datetime.now(UTC),
+            )
+        )
+    try:
+        pid = sorted(catalogue.views)[0]
+        detail = await catalogue.http.get(f"/api/v1/profiles/{pid}", headers=AUTH)
+        assert detail.status_code == 200, detail.text
+        assert "absurd" not in [s["name"] for s in detail.json()["data"]["segments"]]
+        members = await catalogue.http.get(
+            "/api/v1/profiles", params={"segment": str(segment)}, headers=AUTH
+        )
+        assert (members.status_code, members.json()["error_code"]) == (
+            409,
+            "segment_filters_invalid",
+        )
+    finally:
+        assert (
+            await catalogue.http.delete(f"/api/v1/segments/{segment}", headers=AUTH)
+        ).status_code == 204
+
+
 async def test_the_profile_page_shows_everything(catalogue: Catalogue) -> None:
     pid = str(profile_id(3))
     response = await catalogue.http.get(f"/api/v1/profiles/{pid}", headers=AUTH)
