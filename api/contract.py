@@ -69,16 +69,64 @@ _WHY = {
 }
 
 
+# A request each body model takes, shown with its operations (the seeds' own where they
+# give one: seed 003 and facts 1.8 for the server-side API).
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "ProfileRequest": {
+        "first_name": "Ann",
+        "email": "ann@example.com",
+        "ip_country": "US",
+        "custom_attributes": [{"key": "tier", "value": "gold"}],
+        "installation_meta": {"device_id": "device-1", "platform": "iOS", "app_version": "1.2"},
+    },
+    "SetTransactionRequest": {
+        "purchase_type": "subscription",
+        "store": "app_store",
+        "store_product_id": "premium.monthly",
+        "store_transaction_id": "2000000002",
+        "store_original_transaction_id": "2000000001",
+        "price": {"country": "US", "currency": "USD", "value": "9.99"},
+        "purchased_at": "2026-12-01T00:00:00Z",
+        "expires_at": "2027-01-01T00:00:00Z",
+        "renew_status": True,
+    },
+    "GrantRequest": {"access_level_id": "premium", "expires_at": "2027-01-01T00:00:00Z"},
+    "RevokeRequest": {"access_level_id": "premium"},
+    "NoteRequest": {"text": "Asked for a refund **twice**; granted a month."},
+    "AttributesRequest": {
+        "custom_attributes": [{"key": "tier", "value": "gold"}, {"key": "old", "value": None}]
+    },
+    "TransferRequest": {"to_profile_id": "5b1ed6e5-0000-4000-8000-000000000002"},
+    "RestoreRequest": {"store": "app_store", "store_original_transaction_ids": ["2000000001"]},
+    "EmailEventRequest": {
+        "email_id": "welcome-1",
+        "campaign_id": "welcome",
+        "event": "opened",
+        "occurred_at": "2026-12-01T10:00:00Z",
+    },
+    "SegmentRequest": {
+        "name": "gold payers",
+        "filters": {"subscription_state": ["subscribed"], "ltv_min": "10"},
+    },
+    "EndpointRequest": {
+        "url": "https://example.com/hooks/subledger",
+        "event_types": ["subscription_started", "subscription_renewed"],
+        "verify": False,
+    },
+    "RedeliverRange": {
+        "endpoint_id": "8f0c2a4e-1d7b-4c39-9a55-3e6f1b2d7c80",
+        "since": "2026-12-01T00:00:00Z",
+        "status": "failed",
+    },
+}
+
+
 def body(model: type[BaseModel], headers: Iterable[str] = ()) -> dict[str, Any]:
     """`openapi_extra` for an operation that reads `model` with `body_of` (and headers)."""
     _BODIES[model.__name__] = model
+    content = {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
     extra: dict[str, Any] = {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
-            },
-        }
+        "requestBody": {"required": True, "content": {"application/json": content}}
     }
     if headers:
         extra["parameters"] = [HEADERS[name] for name in headers]
@@ -127,6 +175,13 @@ def document(app: FastAPI) -> dict[str, Any]:
 
 
 def _complete(path: str, method: str, operation: dict[str, Any]) -> None:
+    if "requestBody" in operation:
+        # Added here, not through `openapi_extra`: FastAPI drops the nulls of what it is
+        # given (an attribute's `"value": null` removes it).
+        content = operation["requestBody"]["content"]["application/json"]
+        name = content["schema"]["$ref"].rsplit("/", 1)[1]
+        if name in EXAMPLES:
+            content["example"] = EXAMPLES[name]
     responses: dict[str, Any] = operation.setdefault("responses", {})
     responses.pop("422", None)
     statuses = ["503"]
