@@ -148,6 +148,8 @@ class CustomAttributeBody(Frozen):
 class ProfileRequest(ProfileFieldsBody):
     """Create and update bodies: the profile fields plus custom attributes (seed 003)."""
 
+    # Required, as in Adapty's request schema (facts 1.8); null is refused by the endpoint.
+    installation_meta: InstallationMetaBody | None
     ip_v4_address: str | None = None
     custom_attributes: list[CustomAttributeBody] = Field(default=[], max_length=30)
 
