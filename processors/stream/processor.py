@@ -196,7 +196,8 @@ class Processor:
         self._indexed_at = float("-inf")
         self._woken_at = float("-inf")
         self._reread_pending = False
-        self._reread_at: dict[tuple[Any, int], float] = {}
+        # Per partition, the record it was last read again from, and when.
+        self._reread_at: dict[Any, tuple[int, float]] = {}
         self._last_commit = time.monotonic()
         self._committed: dict[Any, int] = {}
         self._in = {name: EVENTS_IN.labels(name) for name in self.names.values()}
@@ -580,11 +581,12 @@ class Processor:
         now = time.monotonic()
         for tp, head in list(consumer.unfolded.items()):
             del consumer.unfolded[tp]
-            if tp not in assigned or now - self._reread_at.get((tp, head), -REREAD_SECONDS) < (
-                REREAD_SECONDS
+            last = self._reread_at.get(tp)
+            if tp not in assigned or (
+                last is not None and last[0] == head and now - last[1] < REREAD_SECONDS
             ):
                 continue
-            self._reread_at[(tp, head)] = now
+            self._reread_at[tp] = (head, now)
             REREADS.labels(tp.topic).inc()
             log.warning(
                 "%s[%d]: the record at %d was read but not folded; reading again from it",
