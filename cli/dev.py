@@ -104,7 +104,9 @@ def dev(
     children: list[subprocess.Popen[bytes]] = []
     with ExitStack() as stack:
         bootstrap = _bootstrap(settings, stack)
-        url = _database(settings, stack)
+        # The embedded broker starts empty, so the embedded database must too: read models
+        # and stored offsets of an earlier run would name records this broker never held.
+        url = _database(settings, stack, empty=settings.kafka_bootstrap is None)
         _apply(catalog, bootstrap)
         env = {
             **os.environ,

@@ -18,7 +18,7 @@ from runtime.catalog import Catalog, CatalogError, load_catalog
 from runtime.collector import collect_seldom
 from runtime.health import Health
 from runtime.logs import configure_logging, logging_config
-from runtime.postgres import DatabaseError, database, embedded_postgres
+from runtime.postgres import DatabaseError, database, embedded_postgres, emptied
 from runtime.settings import Settings
 from runtime.topics import TopicMismatchError, apply_topics
 
@@ -270,11 +270,14 @@ def _bootstrap(settings: Settings, stack: ExitStack) -> str:
     return bootstrap
 
 
-def _database(settings: Settings, stack: ExitStack) -> str:
-    """DATABASE_URL, or the embedded PostgreSQL; migrated either way."""
+def _database(settings: Settings, stack: ExitStack, *, empty: bool = False) -> str:
+    """DATABASE_URL, or the embedded PostgreSQL; migrated either way. `empty` starts the
+    embedded one with nothing in it (never a database the caller names)."""
     try:
         url = stack.enter_context(database(settings.database_url, settings.postgres_dir))
         if settings.database_url is None:
+            if empty:
+                emptied(url)
             typer.echo(f"embedded postgres: DATABASE_URL={url}", err=True)
         upgrade(url)
     except (DatabaseError, OperationalError) as error:

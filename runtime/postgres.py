@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
+
 log = logging.getLogger(__name__)
 
 
@@ -50,6 +52,13 @@ def database(url: str | None, data_dir: Path) -> Iterator[str]:
         return
     with embedded_postgres(data_dir) as embedded:
         yield embedded
+
+
+def emptied(url: str) -> None:
+    """Drop every table (and what the migrations recorded) of the database at `url`."""
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        connection.execute("DROP SCHEMA public CASCADE")
+        connection.execute("CREATE SCHEMA public")
 
 
 def with_database(url: str, name: str) -> str:
