@@ -15,21 +15,27 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from api.answers import components as answers_components
+
+_ANSWER = "#/components/schemas/"
 # Every body model an operation names, by schema name.
 _BODIES: dict[str, type[BaseModel]] = {}
 
+UUID_TEXT = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 HEADERS: dict[str, dict[str, Any]] = {
     "adapty-profile-id": {
         "name": "adapty-profile-id",
         "in": "header",
         "description": "The profile's id (a UUID); one of it and adapty-customer-user-id.",
-        "schema": {"type": "string", "format": "uuid"},
+        # A pattern, not `format: uuid`: generated clients then take the id as text,
+        # which is how a header travels.
+        "schema": {"type": "string", "pattern": UUID_TEXT},
     },
     "adapty-customer-user-id": {
         "name": "adapty-customer-user-id",
         "in": "header",
-        "description": "The app's own id of the customer (at most 255 characters).",
-        "schema": {"type": "string", "maxLength": 255},
+        "description": "The app's own id of the customer (1 to 255 characters).",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
     },
     "Idempotency-Key": {
         "name": "Idempotency-Key",
@@ -38,7 +44,10 @@ HEADERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string", "minLength": 1, "maxLength": 255},
     },
 }
-PROFILE_HEADERS = ("adapty-profile-id", "adapty-customer-user-id", "Idempotency-Key")
+ADDRESS_HEADERS = ("adapty-profile-id", "adapty-customer-user-id")
+PROFILE_HEADERS = (*ADDRESS_HEADERS, "Idempotency-Key")
+# What every text the API takes holds (`schemas.boundary.unkeepable` refuses the rest).
+KEEPABLE_TEXT = "^[^\\u0000]*$"
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -64,6 +73,7 @@ _WHY = {
     "400": "The request does not hold what the operation takes; nothing changed.",
     "401": "The API key is missing or not one of the configured keys.",
     "404": "No such profile, segment, endpoint or delivery.",
+    "409": "It conflicts with what exists (a name taken, a stored segment this version refuses).",
     "413": "The body is larger than the configured limit.",
     "503": "The broker or the database is out of reach; retry later (Retry-After).",
 }
@@ -87,6 +97,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "store_original_transaction_id": "2000000001",
         "price": {"country": "US", "currency": "USD", "value": "9.99"},
         "purchased_at": "2026-12-01T00:00:00Z",
+        "originally_purchased_at": "2026-11-01T00:00:00Z",
         "expires_at": "2027-01-01T00:00:00Z",
         "renew_status": True,
     },
@@ -133,6 +144,30 @@ def body(model: type[BaseModel], headers: Iterable[str] = ()) -> dict[str, Any]:
     return extra
 
 
+def answers(status: int, schema: str, description: str = "") -> dict[int | str, Any]:
+    """`responses` for an operation that answers `status` with the component `schema`
+    (one of `api.answers.components`)."""
+    return {
+        status: {
+            "description": description or "Done.",
+            "content": {"application/json": {"schema": {"$ref": _ANSWER + schema}}},
+        }
+    }
+
+
+def errors(*statuses: int) -> dict[int | str, Any]:
+    """`responses` for the errors an operation answers beyond those every one of its kind
+    does (`_complete`)."""
+    return {str(status): _error(str(status)) for status in statuses}
+
+
+def _error(status: str) -> dict[str, Any]:
+    return {
+        "description": _WHY[status],
+        "content": {"application/json": {"schema": {"$ref": _ANSWER + "Error"}}},
+    }
+
+
 def headers(*names: str) -> dict[str, Any]:
     """`openapi_extra` for an operation that reads only headers."""
     return {"parameters": [HEADERS[name] for name in names]}
@@ -153,8 +188,11 @@ def document(app: FastAPI) -> dict[str, Any]:
     for name, model in sorted(_BODIES.items()):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         for inner, definition in schema.pop("$defs", {}).items():
-            schemas.setdefault(inner, definition)
-        schemas[name] = schema
+            schemas.setdefault(inner, _keepable(definition))
+        schemas[name] = _keepable(schema)
+    for name, schema in answers_components().items():
+        if not _same(schemas.setdefault(name, schema), schema):
+            raise ValueError(f"two schemas are named {name}: a body's and an answer's")
     schemas["Error"] = ERROR_SCHEMA
     # FastAPI's own 422 shapes: never answered here (a bad request is a 400 in ours).
     schemas.pop("HTTPValidationError", None)
@@ -174,12 +212,44 @@ def document(app: FastAPI) -> dict[str, Any]:
     return spec
 
 
+def _keepable(schema: Any) -> Any:
+    """`schema` with every free text in it marked as holding no NUL character."""
+    if isinstance(schema, list):
+        for item in schema:
+            _keepable(item)
+    elif isinstance(schema, dict):
+        if schema.get("type") == "string" and not schema.keys() & {"pattern", "format", "enum"}:
+            schema["pattern"] = KEEPABLE_TEXT
+        if "patternProperties" in schema:
+            # A key that matches none of the patterns is refused (pydantic's dict keys).
+            schema.setdefault("additionalProperties", False)
+            schema.pop("propertyNames", None)
+        for key in ("properties", "patternProperties", "$defs"):
+            for inner in schema.get(key, {}).values():
+                _keepable(inner)
+        for key in ("items", "additionalProperties", "anyOf", "oneOf", "allOf", "schema"):
+            if key in schema:
+                _keepable(schema[key])
+    return schema
+
+
+def _same(kept: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether two components say the same (an enum that pydantic and msgspec both
+    describe, each in its own order)."""
+    if "enum" in kept and "enum" in other:
+        return set(kept["enum"]) == set(other["enum"])
+    return kept == other
+
+
 def _complete(path: str, method: str, operation: dict[str, Any]) -> None:
+    for parameter in operation.get("parameters", ()):
+        if parameter["in"] in ("query", "path"):
+            _keepable(parameter["schema"])
     if "requestBody" in operation:
         # Added here, not through `openapi_extra`: FastAPI drops the nulls of what it is
         # given (an attribute's `"value": null` removes it).
         content = operation["requestBody"]["content"]["application/json"]
-        name = content["schema"]["$ref"].rsplit("/", 1)[1]
+        name = content["schema"].get("$ref", "").rsplit("/", 1)[-1]
         if name in EXAMPLES:
             content["example"] = EXAMPLES[name]
     responses: dict[str, Any] = operation.setdefault("responses", {})
@@ -197,15 +267,11 @@ def _complete(path: str, method: str, operation: dict[str, Any]) -> None:
     if path.startswith("/webhooks/"):
         statuses += ["400", "401", "413"]
     if "server-side-api" in path and method != "get":
-        responses.setdefault(
-            "202",
-            {"description": "Published; the read model did not show it within the wait."},
-        )
+        waited = "Published; the read model did not show it within the wait."
+        accepted: dict[str, Any] = {"description": waited}
+        if "204" not in responses:
+            accepted["content"] = {"application/json": {"schema": {"$ref": _ANSWER + "Accepted"}}}
+        responses.setdefault("202", accepted)
     for status in sorted(set(statuses)):
-        responses.setdefault(
-            status,
-            {
-                "description": _WHY[status],
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-            },
-        )
+        responses.setdefault(status, _error(status))
+    operation["responses"] = dict(sorted(responses.items()))

@@ -20,42 +20,39 @@ from schemas.api import PageQuery, ProfileQuery, SegmentRequest
 V1 = "/api/v1"
 
 
-def mail_metrics(view: dict[str, object]) -> dict[str, object]:
-    """The Adapty Mail profile card: engagement, attributed revenue and LTV."""
-    email = view.get("email") or {}
-    revenue = view.get("revenue") or {}
-    assert isinstance(email, dict)
-    assert isinstance(revenue, dict)
-    return {**email, "ltv_usd": revenue.get("total_revenue_usd", "0")}
-
-
 def query_router(reads: ReadModels, keys: ApiKeys) -> APIRouter:
     router = APIRouter(prefix=V1, dependencies=[Depends(keys.check)])
 
-    @router.get("/profiles")
+    @router.get(
+        "/profiles", responses={**contract.answers(200, "ProfilePage"), **contract.errors(404, 409)}
+    )
     async def list_profiles(query: Annotated[ProfileQuery, Query()]) -> Response:
         return json_response((await reads.profiles(query)).body())
 
-    @router.get("/profiles/{profile_id}")
+    @router.get("/profiles/{profile_id}", responses=contract.answers(200, "ProfileData"))
     async def get_profile(profile_id: UUID) -> Response:
         view = await reads.profile(profile_id)
         if view is None:
             raise PROFILE_DOES_NOT_EXIST
-        # One email-engagement block (DOMAIN.md 7), with the LTV Adapty Mail shows beside it.
-        return json_response({"data": {**view, "email": mail_metrics(view)}})
+        return json_response({"data": view})
 
-    @router.get("/profiles/{profile_id}/events")
+    @router.get("/profiles/{profile_id}/events", responses=contract.answers(200, "EventPage"))
     async def profile_events(profile_id: UUID, page: Annotated[PageQuery, Query()]) -> Response:
         if not await reads.exists(profile_id):
             raise PROFILE_DOES_NOT_EXIST
         return json_response((await reads.events(profile_id, page, datetime.now(UTC))).body())
 
-    @router.post("/segments", status_code=201, openapi_extra=contract.body(SegmentRequest))
+    @router.post(
+        "/segments",
+        responses={**contract.answers(201, "SegmentData", "Created."), **contract.errors(409)},
+        status_code=201,
+        openapi_extra=contract.body(SegmentRequest),
+    )
     async def create_segment(request: Request) -> Response:
         body = await body_of(request, SegmentRequest)
         return json_response({"data": await reads.create_segment(body, datetime.now(UTC))}, 201)
 
-    @router.get("/segments")
+    @router.get("/segments", responses=contract.answers(200, "SegmentList"))
     async def list_segments() -> Response:
         return json_response({"data": await reads.segments()})
 

@@ -205,7 +205,7 @@ class ReadModels:
         return Page(rows, cursor)
 
     async def profile(self, profile_id: UUID) -> dict[str, Any] | None:
-        """The whole profile view, with the segments it is in."""
+        """The whole profile view, with the segments it is in (the `Profile` answer)."""
         async with self.engine.connect() as connection:
             stored = (await connection.execute(sa.select(tables.segments))).mappings().all()
             # A segment whose stored filters this version refuses matches nobody.
@@ -226,7 +226,10 @@ class ReadModels:
             for segment, member in zip(defined, row[1:], strict=True)
             if member
         ]
-        return {**row[0], "segments": segments}
+        view = row[0]
+        # One email-engagement block (DOMAIN.md 7), with the LTV Adapty Mail shows beside it.
+        email = {**view["email"], "ltv_usd": view["revenue"]["total_revenue_usd"]}
+        return {**view, "email": email, "segments": segments}
 
     async def exists(self, profile_id: UUID) -> bool:
         async with self.engine.connect() as connection:

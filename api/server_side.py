@@ -8,6 +8,7 @@ model shows the write (read-your-writes), or 202 when that takes longer than all
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from api.responses import json_response
 from processors.core.validation import transaction_error
 from processors.normalize.money import Rates, UnknownCurrencyError
 from schemas.api import (
+    SUBSCRIPTION_FIELDS,
     AttributesRequest,
     EmailEventRequest,
     GrantRequest,
@@ -89,19 +91,21 @@ def adapty_profile(view: dict[str, Any], app_id: UUID) -> dict[str, Any]:
 MAX_IDENTIFIER = 255
 
 
+def _profile_id(header: str) -> UUID:
+    """The profile id a header names: a UUID written as the document says."""
+    if not re.fullmatch(contract.UUID_TEXT, header):
+        raise ApiError(400, "validation_error", PROFILE_HEADER, "must be a UUID")
+    return UUID(header)
+
+
 def _customer_of(request: Request) -> str | None:
     """The customer user id the headers name, if any (an id of the app's: 1-255 chars)."""
-    customer = request.headers.get(CUSTOMER_HEADER) or None
-    if customer is not None and len(customer) > MAX_IDENTIFIER:
+    customer = request.headers.get(CUSTOMER_HEADER)
+    if customer is not None and not 1 <= len(customer) <= MAX_IDENTIFIER:
         raise ApiError(
-            400, "validation_error", CUSTOMER_HEADER, f"must be at most {MAX_IDENTIFIER} characters"
+            400, "validation_error", CUSTOMER_HEADER, f"must be 1 to {MAX_IDENTIFIER} characters"
         )
     return customer
-
-
-def _installation_required(body: ProfileRequest) -> None:
-    if body.installation_meta is None:
-        raise ApiError(400, "base_error", "installation_meta", "Field required")
 
 
 def to_set_transaction(
@@ -110,7 +114,7 @@ def to_set_transaction(
     """The request as a command, or the first Adapty validation error (facts 1.8.5)."""
     subscription = body.purchase_type == "subscription"
     if subscription:
-        for name in ("originally_purchased_at", "expires_at", "renew_status"):
+        for name in SUBSCRIPTION_FIELDS:
             if getattr(body, name) is None:
                 raise ApiError(400, "base_error", name, "Field required")
         assert body.expires_at is not None
@@ -185,6 +189,9 @@ def server_side_router(
     bus: CommandBus, reads: ReadModels, keys: ApiKeys, app_id: UUID, rates: Rates
 ) -> APIRouter:
     router = APIRouter(dependencies=[Depends(keys.check)])
+    # Adapty's endpoints answer its Profile object; subledger's own, the whole profile.
+    ADAPTY = contract.answers(200, "AdaptyProfileData")
+    FULL = contract.answers(200, "ProfileData")
 
     def command_id(request: Request) -> str:
         given = request.headers.get("idempotency-key")
@@ -202,14 +209,11 @@ def server_side_router(
         profile = request.headers.get(PROFILE_HEADER)
         customer = _customer_of(request)
         found: UUID | None = None
-        if profile:
-            try:
-                found = UUID(profile)
-            except ValueError:
-                raise ApiError(400, "validation_error", PROFILE_HEADER, "must be a UUID") from None
+        if profile is not None:
+            found = _profile_id(profile)
             if not await reads.exists(found):
                 found = None
-        elif customer:
+        elif customer is not None:
             found = await reads.profile_id_of(customer)
         else:
             raise ApiError(
@@ -253,18 +257,16 @@ def server_side_router(
     # --- profile (v2) ---------------------------------------------------------------------
 
     @router.post(
-        f"{V2}/profile/", openapi_extra=contract.body(ProfileRequest, contract.PROFILE_HEADERS)
+        f"{V2}/profile/",
+        responses=ADAPTY,
+        openapi_extra=contract.body(ProfileRequest, contract.PROFILE_HEADERS),
     )
     async def create_profile(request: Request) -> Response:
         body = await body_of(request, ProfileRequest)
-        _installation_required(body)
         customer = _customer_of(request)
         given = request.headers.get(PROFILE_HEADER)
-        try:
-            profile = UUID(given) if given else uuid.uuid4()
-        except ValueError:
-            raise ApiError(400, "validation_error", PROFILE_HEADER, "must be a UUID") from None
-        if customer is not None and not given:
+        profile = _profile_id(given) if given is not None else uuid.uuid4()
+        if customer is not None and given is None:
             known = await reads.profile_id_of(customer)
             if known is not None:
                 return await answer(Written(known, True, ""))
@@ -276,16 +278,21 @@ def server_side_router(
         )
         return await answer(await write(command))
 
-    @router.get(f"{V2}/profile/", openapi_extra=contract.headers(*contract.PROFILE_HEADERS))
+    @router.get(
+        f"{V2}/profile/",
+        responses=ADAPTY,
+        openapi_extra=contract.headers(*contract.ADDRESS_HEADERS),
+    )
     async def get_profile(request: Request) -> Response:
         return await answer(Written(await addressed(request), True, ""))
 
     @router.patch(
-        f"{V2}/profile/", openapi_extra=contract.body(ProfileRequest, contract.PROFILE_HEADERS)
+        f"{V2}/profile/",
+        responses=ADAPTY,
+        openapi_extra=contract.body(ProfileRequest, contract.PROFILE_HEADERS),
     )
     async def update_profile(request: Request) -> Response:
         body = await body_of(request, ProfileRequest)
-        _installation_required(body)
         profile = await addressed(request)
         given = body.model_fields_set & PROFILE_FIELD_NAMES
         command = UpdateProfile(
@@ -311,6 +318,7 @@ def server_side_router(
 
     @router.post(
         f"{V2}/purchase/set/transaction/",
+        responses=ADAPTY,
         openapi_extra=contract.body(SetTransactionRequest, contract.PROFILE_HEADERS),
     )
     async def set_transaction(request: Request) -> Response:
@@ -321,6 +329,7 @@ def server_side_router(
 
     @router.post(
         f"{V2}/purchase/profile/grant/access-level/",
+        responses=ADAPTY,
         openapi_extra=contract.body(GrantRequest, contract.PROFILE_HEADERS),
     )
     async def grant(request: Request) -> Response:
@@ -336,6 +345,7 @@ def server_side_router(
 
     @router.post(
         f"{V2}/purchase/profile/revoke/access-level/",
+        responses=ADAPTY,
         openapi_extra=contract.body(RevokeRequest, contract.PROFILE_HEADERS),
     )
     async def revoke(request: Request) -> Response:
@@ -351,7 +361,9 @@ def server_side_router(
     # --- profile commands (v1) ------------------------------------------------------------
 
     @router.post(
-        f"{V1}/profile/notes/", openapi_extra=contract.body(NoteRequest, contract.PROFILE_HEADERS)
+        f"{V1}/profile/notes/",
+        responses=FULL,
+        openapi_extra=contract.body(NoteRequest, contract.PROFILE_HEADERS),
     )
     async def add_note(request: Request) -> Response:
         body = await body_of(request, NoteRequest)
@@ -365,6 +377,7 @@ def server_side_router(
 
     @router.patch(
         f"{V1}/profile/notes/{{note_id}}/",
+        responses=FULL,
         openapi_extra=contract.body(NoteRequest, contract.PROFILE_HEADERS),
     )
     async def edit_note(note_id: str, request: Request) -> Response:
@@ -379,6 +392,7 @@ def server_side_router(
 
     @router.delete(
         f"{V1}/profile/notes/{{note_id}}/",
+        responses=FULL,
         openapi_extra=contract.headers(*contract.PROFILE_HEADERS),
     )
     async def delete_note(note_id: str, request: Request) -> Response:
@@ -388,6 +402,7 @@ def server_side_router(
 
     @router.post(
         f"{V1}/profile/attributes/",
+        responses=FULL,
         openapi_extra=contract.body(AttributesRequest, contract.PROFILE_HEADERS),
     )
     async def set_attributes(request: Request) -> Response:
@@ -404,6 +419,7 @@ def server_side_router(
 
     @router.post(
         f"{V1}/profile/transfer/",
+        responses=FULL,
         openapi_extra=contract.body(TransferRequest, contract.PROFILE_HEADERS),
     )
     async def transfer(request: Request) -> Response:
@@ -414,7 +430,7 @@ def server_side_router(
                 400, "validation_error", "to_profile_id", "cannot transfer to the same profile"
             )
         if not await reads.exists(body.to_profile_id):
-            raise ApiError(400, "profile_does_not_exist", "to_profile_id", "Profile does not exist")
+            raise ApiError(404, "profile_does_not_exist", "to_profile_id", "Profile does not exist")
         command = TransferAccess(
             **about(request, profile),
             to_profile_id=body.to_profile_id,
@@ -423,6 +439,7 @@ def server_side_router(
 
     @router.post(
         f"{V1}/profile/restore/",
+        responses=FULL,
         openapi_extra=contract.body(RestoreRequest, contract.PROFILE_HEADERS),
     )
     async def restore(request: Request) -> Response:
@@ -437,6 +454,7 @@ def server_side_router(
 
     @router.post(
         f"{V1}/profile/email-events/",
+        responses=FULL,
         openapi_extra=contract.body(EmailEventRequest, contract.PROFILE_HEADERS),
     )
     async def email_event(request: Request) -> Response:
@@ -452,7 +470,9 @@ def server_side_router(
         return await answer(await write(command), full=True)
 
     @router.post(
-        f"{V1}/profile/unsubscribe/", openapi_extra=contract.headers(*contract.PROFILE_HEADERS)
+        f"{V1}/profile/unsubscribe/",
+        responses=FULL,
+        openapi_extra=contract.headers(*contract.PROFILE_HEADERS),
     )
     async def unsubscribe(request: Request) -> Response:
         profile = await addressed(request)

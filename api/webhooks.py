@@ -14,7 +14,7 @@ import httpx
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import Field, HttpUrl
+from pydantic import Field, HttpUrl, StrictBool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import contract
@@ -41,7 +41,7 @@ class EndpointRequest(Frozen):
     environment: Literal["production", "sandbox", "both"] = "production"
     authorization: str | None = Field(default=None, max_length=1000)
     # Adapty's handshake: POST {"adapty_check": token}, expect {"adapty_check_response": token}.
-    verify: bool = True
+    verify: StrictBool = True
 
 
 class RedeliverRange(Frozen):
@@ -108,6 +108,7 @@ async def refuse_private(url: str) -> None:
 
 def webhooks_router(engine: AsyncEngine, keys: ApiKeys, allow_private: bool = False) -> APIRouter:
     router = APIRouter(prefix=V1, dependencies=[Depends(keys.check)])
+    ENDPOINT = contract.answers(200, "WebhookEndpointData")
 
     async def one(endpoint_id: UUID) -> Any:
         async with engine.connect() as connection:
@@ -120,7 +121,12 @@ def webhooks_router(engine: AsyncEngine, keys: ApiKeys, allow_private: bool = Fa
             raise ApiError(404, "endpoint_does_not_exist", None, "Endpoint does not exist")
         return row
 
-    @router.post("/endpoints", status_code=201, openapi_extra=contract.body(EndpointRequest))
+    @router.post(
+        "/endpoints",
+        responses=contract.answers(201, "WebhookEndpointData", "Created."),
+        status_code=201,
+        openapi_extra=contract.body(EndpointRequest),
+    )
     async def create(request: Request) -> Response:
         body = await body_of(request, EndpointRequest)
         if not allow_private:
@@ -141,7 +147,7 @@ def webhooks_router(engine: AsyncEngine, keys: ApiKeys, allow_private: bool = Fa
             await connection.execute(sa.insert(tables.webhook_endpoints).values(**values))
         return json_response({"data": _endpoint(await one(endpoint_id))}, 201)
 
-    @router.get("/endpoints")
+    @router.get("/endpoints", responses=contract.answers(200, "WebhookEndpointList"))
     async def endpoints() -> Response:
         async with engine.connect() as connection:
             rows = await connection.execute(
@@ -163,7 +169,7 @@ def webhooks_router(engine: AsyncEngine, keys: ApiKeys, allow_private: bool = Fa
             )
         return Response(status_code=204)
 
-    @router.post("/endpoints/{endpoint_id}/rotate-secret")
+    @router.post("/endpoints/{endpoint_id}/rotate-secret", responses=ENDPOINT)
     async def rotate(endpoint_id: UUID) -> Response:
         """A new secret signs from now on; the previous one stays valid beside it."""
         row = await one(endpoint_id)
@@ -176,7 +182,7 @@ def webhooks_router(engine: AsyncEngine, keys: ApiKeys, allow_private: bool = Fa
             )
         return json_response({"data": _endpoint(await one(endpoint_id))})
 
-    @router.post("/endpoints/{endpoint_id}/enable")
+    @router.post("/endpoints/{endpoint_id}/enable", responses=ENDPOINT)
     async def enable(endpoint_id: UUID) -> Response:
         await one(endpoint_id)
         async with engine.begin() as connection:
@@ -187,7 +193,7 @@ def webhooks_router(engine: AsyncEngine, keys: ApiKeys, allow_private: bool = Fa
             )
         return json_response({"data": _endpoint(await one(endpoint_id))})
 
-    @router.post("/endpoints/{endpoint_id}/disable")
+    @router.post("/endpoints/{endpoint_id}/disable", responses=ENDPOINT)
     async def disable(endpoint_id: UUID) -> Response:
         """No delivery is attempted while disabled; pending ones wait for `enable`."""
         row = await one(endpoint_id)
@@ -200,7 +206,7 @@ def webhooks_router(engine: AsyncEngine, keys: ApiKeys, allow_private: bool = Fa
                 )
         return json_response({"data": _endpoint(await one(endpoint_id))})
 
-    @router.get("/deliveries")
+    @router.get("/deliveries", responses=contract.answers(200, "DeliveryPage"))
     async def deliveries(query: Annotated[DeliveryQuery, Query()]) -> Response:
         where = []
         if query.endpoint_id is not None:
@@ -237,7 +243,9 @@ def webhooks_router(engine: AsyncEngine, keys: ApiKeys, allow_private: bool = Fa
             {"data": rows, "next_cursor": str(rows[-1]["delivery_id"]) if more and rows else None}
         )
 
-    @router.post("/deliveries/{delivery_id}/redeliver")
+    @router.post(
+        "/deliveries/{delivery_id}/redeliver", responses=contract.answers(200, "Redelivery")
+    )
     async def redeliver(
         delivery_id: Annotated[int, Path(ge=1, le=MAX_DELIVERY_ID)],
     ) -> Response:
@@ -251,7 +259,11 @@ def webhooks_router(engine: AsyncEngine, keys: ApiKeys, allow_private: bool = Fa
             raise ApiError(404, "delivery_does_not_exist", None, "Delivery does not exist")
         return json_response({"data": {"delivery_id": delivery_id, "status": "pending"}})
 
-    @router.post("/deliveries/redeliver", openapi_extra=contract.body(RedeliverRange))
+    @router.post(
+        "/deliveries/redeliver",
+        responses={**contract.answers(200, "Redelivering"), **contract.errors(404)},
+        openapi_extra=contract.body(RedeliverRange),
+    )
     async def redeliver_range(request: Request) -> Response:
         body = await body_of(request, RedeliverRange)
         await one(body.endpoint_id)

@@ -32,6 +32,100 @@ from schemas.raw import RawNotification
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+
+def _json_body(schema: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+        **extra,
+    }
+
+
+# What each store sends (its signature is checked before anything else is read).
+APP_STORE_BODY = _json_body(
+    {
+        "type": "object",
+        "required": ["signedPayload"],
+        "properties": {
+            "signedPayload": {
+                "type": "string",
+                "minLength": 1,
+                "description": "App Store Server Notifications V2: the signed JWS (facts 2).",
+            }
+        },
+    }
+)
+STRIPE_BODY = _json_body(
+    {
+        "type": "object",
+        "description": "A Stripe event, as Stripe signs it.",
+        "required": ["id", "type", "data"],
+        "properties": {
+            "id": {"type": "string", "minLength": 1},
+            "type": {"type": "string"},
+            "data": {
+                "type": "object",
+                "required": ["object"],
+                "properties": {"object": {"type": "object"}},
+            },
+        },
+    },
+    parameters=[
+        {
+            "name": "Stripe-Signature",
+            "in": "header",
+            "required": True,
+            "description": "Stripe's signature of the body (`t=...,v1=...`).",
+            "schema": {"type": "string", "minLength": 1},
+        }
+    ],
+)
+GOOGLE_PLAY_BODY = _json_body(
+    {
+        "type": "object",
+        "description": "A Pub/Sub push of a Real-time Developer Notification.",
+        "required": ["message"],
+        "properties": {
+            "message": {
+                "type": "object",
+                "required": ["data", "messageId"],
+                "properties": {
+                    "data": {
+                        "type": "string",
+                        "contentEncoding": "base64",
+                        "description": "The notification's JSON, base64-encoded.",
+                    },
+                    "messageId": {"type": "string", "minLength": 1},
+                    "publishTime": {"type": "string"},
+                    "attributes": {"type": "object"},
+                },
+            },
+            "subscription": {"type": "string"},
+        },
+    },
+    parameters=[
+        {
+            "name": "Authorization",
+            "in": "header",
+            "description": "`Bearer <OIDC token>` of the push subscription (or the shared "
+            "secret, where `token` is not used).",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "token",
+            "in": "query",
+            "description": "The shared secret, when the push URL carries it.",
+            "schema": {"type": "string"},
+        },
+    ],
+)
+# What a store is answered once its notification is kept (a component of the document).
+KEPT: dict[int | str, Any] = {
+    200: {
+        "description": "Kept.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/StoreAccepted"}}},
+    }
+}
+
 ACCEPTED = Counter("subledger_ingress_accepted_total", "Notifications kept", ["store"])
 REJECTED = Counter("subledger_ingress_rejected_total", "Notifications refused", ["store", "code"])
 UNFOLDED = Counter(
@@ -145,7 +239,9 @@ def create_app(ingress: Ingress, lifespan: Any = None, docs: bool = True) -> Fas
         ).body()
         return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
-    @app.post("/webhooks/app-store")
+    @app.post(
+        "/webhooks/app-store", response_model=None, responses=KEPT, openapi_extra=APP_STORE_BODY
+    )
     async def app_store(request: Request) -> dict[str, str]:
         started = datetime.now(UTC)
         body = await request.body()
@@ -169,7 +265,7 @@ def create_app(ingress: Ingress, lifespan: Any = None, docs: bool = True) -> Fas
             UNFOLDED.labels(Store.APP_STORE.value, kind).inc()
         return {"status": "accepted"}
 
-    @app.post("/webhooks/stripe")
+    @app.post("/webhooks/stripe", response_model=None, responses=KEPT, openapi_extra=STRIPE_BODY)
     async def stripe_webhook(request: Request) -> dict[str, str]:
         started = datetime.now(UTC)
         body = await request.body()
@@ -183,7 +279,9 @@ def create_app(ingress: Ingress, lifespan: Any = None, docs: bool = True) -> Fas
             UNFOLDED.labels(Store.STRIPE.value, str(event.get("type"))).inc()
         return {"status": "accepted"}
 
-    @app.post("/webhooks/google-play")
+    @app.post(
+        "/webhooks/google-play", response_model=None, responses=KEPT, openapi_extra=GOOGLE_PLAY_BODY
+    )
     async def google_play(request: Request) -> dict[str, str]:
         started = datetime.now(UTC)
         google = ingress.google

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal, Self
 from uuid import UUID
 
-from pydantic import Field, StrictBool, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from schemas.boundary import CountryCode, CurrencyCode, Email, Frozen, Instant
 from schemas.enums import (
@@ -22,13 +34,42 @@ from schemas.enums import (
     Store,
     SubscriptionState,
 )
+from schemas.profile import (
+    ATTRIBUTE_KEY,
+    MAX_ATTRIBUTE_TEXT,
+    attribute_key_error,
+    attribute_text_error,
+)
 
-# Money a request may name: no store sells for more, and PostgreSQL's numeric holds it.
+# Money a request may name: no store sells for more, and PostgreSQL's numeric holds it. As
+# text, a plain decimal (no sign, no exponent), so that the document says all a client
+# needs to know.
 MAX_AMOUNT = Decimal("1000000000")
-Amount = Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT)]
+AMOUNT_TEXT = r"^([0-9]{1,9}(\.[0-9]{1,12})?|1000000000(\.0{1,12})?)$"
+
+
+def _amount(value: object) -> object:
+    if isinstance(value, bool) or (isinstance(value, str) and not re.fullmatch(AMOUNT_TEXT, value)):
+        raise ValueError('an amount is a number or a decimal text such as "9.99", at most 1e9')
+    return value
+
+
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_amount),
+    Field(ge=0, le=MAX_AMOUNT),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": float(MAX_AMOUNT)},
+                {"type": "string", "pattern": AMOUNT_TEXT},
+            ]
+        }
+    ),
+]
 # An id a store or the app gives (transaction, product, customer user id, ...).
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-AttributeKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,30}$")]
+AttributeKey = Annotated[str, StringConstraints(pattern=ATTRIBUTE_KEY)]
 
 # --- the query API ----------------------------------------------------------------------
 
@@ -51,7 +92,7 @@ class ProfileFilters(Frozen):
     last_seen_from: Instant | None = None
     last_seen_to: Instant | None = None
     # Custom attributes that must hold exactly these values.
-    attributes: dict[AttributeKey, Annotated[str, Field(max_length=50)] | float] = Field(
+    attributes: dict[AttributeKey, Annotated[str, Field(max_length=50)] | StrictFloat] = Field(
         default={}, max_length=30
     )
 
@@ -78,12 +119,12 @@ class ProfileQuery(ProfileFilters):
     sort: ProfileSort = "created_at"
     order: Literal["asc", "desc"] = "desc"
     limit: int = Field(default=50, ge=1, le=200)
-    cursor: str | None = Field(default=None, max_length=500)
+    cursor: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,500}$")
 
 
 class PageQuery(Frozen):
     limit: int = Field(default=50, ge=1, le=200)
-    cursor: str | None = Field(default=None, max_length=500)
+    cursor: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,500}$")
 
 
 class SegmentRequest(Frozen):
@@ -112,6 +153,23 @@ class InstallationMetaBody(Frozen):
     android_app_set_id: str | None = None
 
 
+def _day_text(value: object) -> object:
+    """A date as the document writes it: YYYY-MM-DD, not a number or an instant."""
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise PydanticCustomError("date_parsing", "must be a date written YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_day_text)]
+
+
+def _whole_number(value: object) -> object:
+    """A JSON integer as such: not true, 1.0 or "1"."""
+    if type(value) is not int:
+        raise ValueError("must be an integer")
+    return value
+
+
 class ProfileFieldsBody(Frozen):
     """The profile fields (schemas.profile.ProfileFields) as the server-side API takes them."""
 
@@ -120,21 +178,36 @@ class ProfileFieldsBody(Frozen):
     gender: Gender | None = None
     email: Email | None = None
     phone_number: str | None = None
-    birthday: date | None = None
+    birthday: Day | None = None
     ip_country: CountryCode | None = None
     store_country: str | None = None
     store: Store | None = None
     store_account_token: UUID | None = None
-    att_status: Literal[0, 1, 2, 3] | None = None
-    analytics_disabled: bool | None = None
+    att_status: Annotated[Literal[0, 1, 2, 3], BeforeValidator(_whole_number)] | None = None
+    analytics_disabled: StrictBool | None = None
     installation_meta: InstallationMetaBody | None = None
 
 
 class CustomAttributeBody(Frozen):
-    """Key and length rules are the fold's (DOMAIN.md 7), so that a bad one is a rejection."""
+    """A custom attribute to set, by the fold's rules (DOMAIN.md 7), which it checks
+    again for every command however it came."""
 
-    key: str
-    value: str | float | None
+    key: Annotated[str, WithJsonSchema({"type": "string", "pattern": ATTRIBUTE_KEY})]
+    # Strict: a text too long for a text must not pass as the number it spells.
+    value: (
+        Annotated[str, WithJsonSchema({"type": "string", "maxLength": MAX_ATTRIBUTE_TEXT})]
+        | StrictFloat
+        | None
+    )
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        problem = attribute_key_error(self.key)
+        if problem is None and isinstance(self.value, str):
+            problem = attribute_text_error(self.key, self.value)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
     @field_validator("value", mode="before")
     @classmethod
@@ -148,8 +221,8 @@ class CustomAttributeBody(Frozen):
 class ProfileRequest(ProfileFieldsBody):
     """Create and update bodies: the profile fields plus custom attributes (seed 003)."""
 
-    # Required, as in Adapty's request schema (facts 1.8); null is refused by the endpoint.
-    installation_meta: InstallationMetaBody | None
+    # Required, as in Adapty's request schema (facts 1.8).
+    installation_meta: InstallationMetaBody
     ip_v4_address: str | None = None
     custom_attributes: list[CustomAttributeBody] = Field(default=[], max_length=30)
 
@@ -172,8 +245,26 @@ class OfferRequest(Frozen):
     id: str | None = None
 
 
+SUBSCRIPTION_FIELDS = ("originally_purchased_at", "expires_at", "renew_status")
+
+
 class SetTransactionRequest(Frozen):
     """TransactionDTORequest: a one-time purchase or a subscription (facts 1.8.3)."""
+
+    # A subscription must name its term and renewal (`api.server_side.to_set_transaction`
+    # refuses one without, in Adapty's words); the document says so too.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {
+                "required": ["purchase_type"],
+                "properties": {"purchase_type": {"const": "subscription"}},
+            },
+            "then": {
+                "required": list(SUBSCRIPTION_FIELDS),
+                "properties": {name: {"not": {"type": "null"}} for name in SUBSCRIPTION_FIELDS},
+            },
+        }
+    )
 
     purchase_type: Literal["one_time_purchase", "subscription"]
     store: Store

@@ -16,8 +16,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from schemas.profile import EMAIL_PATTERN
 
@@ -72,27 +74,40 @@ class Frozen(BaseModel):
         return value
 
 
-def _require_utc(value: datetime) -> datetime:
+# An instant as the API takes it: RFC 3339 (ISO 8601 with seconds and an offset), of a year
+# from `EARLIEST_YEAR` to `LATEST_YEAR`. Anything else, a number above all (it would be
+# read as a Unix timestamp), is refused.
+INSTANT_TEXT = (
+    r"^(19[7-9][0-9]|2[01][0-9][0-9]|2200)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+
+
+def _instant_text(value: Any) -> Any:
+    if isinstance(value, datetime):  # built in code, not read
+        return value
+    if not isinstance(value, str) or not re.fullmatch(INSTANT_TEXT, value):
+        raise PydanticCustomError(
+            "datetime_parsing",
+            "timestamp must be an RFC 3339 date and time with a UTC offset "
+            f"(such as 2026-12-01T10:00:00Z), between {EARLIEST_YEAR} and {LATEST_YEAR}",
+        )
+    return value
+
+
+def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamp must carry a UTC offset")
-    value = value if value.tzinfo is UTC else value.astimezone(UTC)
-    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
-        raise ValueError(f"timestamp must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
-    return value
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
-def _iso_only(value: Any) -> Any:
-    """An instant is an ISO 8601 text: a number (or a numeric string such as a query's
-    "0.5") would otherwise be read as a Unix timestamp."""
-    if isinstance(value, int | float) or (
-        isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", value)
-    ):
-        raise ValueError("timestamp must be an ISO 8601 date and time with a UTC offset")
-    return value
-
-
-# An instant given over HTTP: ISO 8601 with an offset, normalised to UTC.
-Instant = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_require_utc)]
+# An instant given over HTTP, normalised to UTC.
+Instant = Annotated[
+    datetime,
+    BeforeValidator(_instant_text),
+    AfterValidator(_utc),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": INSTANT_TEXT}),
+]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254)]

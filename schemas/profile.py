@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
@@ -32,6 +33,23 @@ class InstallationMeta(Record, frozen=True, kw_only=True):
 
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# A custom attribute (DOMAIN.md 7): its key, and how long a text value may be.
+ATTRIBUTE_KEY = r"^[A-Za-z0-9._-]{1,30}$"
+MAX_ATTRIBUTE_TEXT = 50
+
+
+def attribute_key_error(key: str) -> str | None:
+    if re.fullmatch(ATTRIBUTE_KEY, key):
+        return None
+    return f"key {key!r} must be 1-30 letters, digits, '-', '.' or '_'"
+
+
+def attribute_text_error(key: str, value: str) -> str | None:
+    if len(value) <= MAX_ATTRIBUTE_TEXT:
+        return None
+    return f"value of {key!r} must be at most {MAX_ATTRIBUTE_TEXT} characters"
+
+
 Email = Annotated[str, msgspec.Meta(pattern=EMAIL_PATTERN, max_length=254)]
 
 

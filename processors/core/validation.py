@@ -5,18 +5,19 @@ An error is (error_code, source, message), the parts of the DOMAIN.md section 8 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from processors.core.config import FoldConfig
 from schemas.commands import SetTransaction
 from schemas.enums import CancellationReason, OfferType
-from schemas.profile import AttributeValue, CustomAttribute
+from schemas.profile import (
+    AttributeValue,
+    CustomAttribute,
+    attribute_key_error,
+    attribute_text_error,
+)
 
 Error = tuple[str, str, str]
-
-_KEY = re.compile(r"^[A-Za-z0-9._-]{1,30}$")
-MAX_VALUE_LENGTH = 50
 
 
 def apply_attributes(
@@ -25,21 +26,14 @@ def apply_attributes(
     """The attributes after `changes`, or the first error; `None` removes a key."""
     result = dict(current)
     for attribute in changes:
-        if not _KEY.match(attribute.key):
-            return (
-                "validation_error",
-                "custom_attributes",
-                f"key {attribute.key!r} must be 1-30 letters, digits, '-', '.' or '_'",
-            )
+        problem = attribute_key_error(attribute.key)
         value = attribute.value
+        if problem is None and isinstance(value, str):
+            problem = attribute_text_error(attribute.key, value)
+        if problem is not None:
+            return ("validation_error", "custom_attributes", problem)
         if value is None:
             result.pop(attribute.key, None)
-        elif isinstance(value, str) and len(value) > MAX_VALUE_LENGTH:
-            return (
-                "validation_error",
-                "custom_attributes",
-                f"value of {attribute.key!r} must be at most {MAX_VALUE_LENGTH} characters",
-            )
         else:
             result[attribute.key] = value
     if len(result) > config.max_custom_attributes:

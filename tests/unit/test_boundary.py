@@ -24,12 +24,14 @@ from ingress.stripe_webhook import StripeVerifier
 from projections.projector import _storable
 from runtime.catalog import load_catalog
 from schemas.api import (
+    AttributesRequest,
     GrantRequest,
     InstallationMetaBody,
     NoteRequest,
     ProfileFieldsBody,
     ProfileFilters,
     ProfileQuery,
+    ProfileRequest,
     SegmentRequest,
     SetTransactionRequest,
 )
@@ -62,8 +64,10 @@ def test_text_holding_nul_or_a_lone_surrogate_is_refused(model: Any, document: A
 
 
 def test_numbers_beyond_what_the_columns_hold_are_refused() -> None:
-    assert "less than or equal" in refused(ProfileFilters, {"ltv_min": "1e1000000"})
-    assert refused(ProfileFilters, {"ltv_max": "Infinity"})
+    # As text, an amount is plain digits: no exponent, sign or spelled-out infinity.
+    for text in ("1e1000000", "Infinity", "-1", "1000000001"):
+        assert "decimal text" in refused(ProfileFilters, {"ltv_min": text})
+    assert "less than or equal" in refused(ProfileFilters, {"ltv_max": 1e10})
     price = {"country": "US", "currency": "USD", "value": 1e308}
     body = {
         "purchase_type": "one_time_purchase",
@@ -225,7 +229,21 @@ async def test_a_webhook_endpoint_on_a_public_address_is_allowed() -> None:
 
 @pytest.mark.parametrize("value", ["0.5", "1700000000", 1700000000, 0.5])
 def test_an_instant_is_iso_text_not_a_unix_timestamp(value: object) -> None:
-    assert "ISO 8601" in refused(ProfileFilters, {"last_seen_to": value})
+    assert "RFC 3339" in refused(ProfileFilters, {"last_seen_to": value})
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-12-01", "2026-12-01T10:00Z", "2026-12-01 10:00:00Z", "2026-12-01T10:00:00"]
+)
+def test_an_instant_is_written_with_seconds_and_an_offset(text: str) -> None:
+    assert "RFC 3339" in refused(ProfileFilters, {"last_seen_to": text})
+
+
+def test_an_amount_or_an_attribute_that_spells_a_number_keeps_its_type() -> None:
+    # A text too long for an attribute must not pass as the number it spells.
+    assert refused(AttributesRequest, {"custom_attributes": [{"key": "k", "value": "0" * 51}]})
+    assert refused(ProfileRequest, {"installation_meta": {"device_id": "d"}, "att_status": True})
+    assert refused(ProfileRequest, {"installation_meta": {"device_id": "d"}, "birthday": 0})
 
 
 def test_the_boundary_bodies_name_the_fields_the_fold_keeps() -> None:
