@@ -593,6 +593,7 @@ class Projector:
                 raise
             except (psycopg.Error, ValueError, KeyError, TypeError) as error:
                 await dead_letter(connection, record, error, offsets)
+                await self._count_dead_letters(connection)
 
     async def _check(self, connection: Connection) -> None:
         """While idle, once a second: is the connection alive? (/ready reports the
@@ -600,7 +601,14 @@ class Projector:
         if time.monotonic() - self._checked_at < 1.0:
             return
         self._checked_at = time.monotonic()
-        await connection.execute("SELECT 1")
+        await self._count_dead_letters(connection)
+
+    async def _count_dead_letters(self, connection: Connection) -> None:
+        """How many records are kept aside, for /ready (the query also proves the
+        connection alive)."""
+        cursor = await connection.execute("SELECT count(*) FROM projection_dead_letters")
+        (count,) = await cursor.fetchone() or (0,)
+        self.health.count("dead_letters", int(count))
 
     async def _prune(self, writer: Writer) -> None:
         """Once a minute, the outcomes past their topic's retention go; while whole chunks

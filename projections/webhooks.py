@@ -48,6 +48,14 @@ LAG = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60),
 )
 CHANNEL = "subledger_webhooks"
+COUNT_UNDELIVERED = """
+    SELECT count(*) FILTER (WHERE d.status = 'failed'),
+           count(*) FILTER (WHERE d.status = 'pending' AND w.disabled_at IS NOT NULL)
+    FROM webhook_deliveries d JOIN webhook_endpoints w USING (endpoint_id)
+    WHERE d.status IN ('failed', 'pending')
+"""
+# How often an idle dispatcher counts the deliveries that gave up, for /ready.
+COUNT_FAILED_EVERY = 5.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         # Ready once connected to the database it sends from.
         self.health = Health("dispatcher")
+        self._counted_at = float("-inf")
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Send until `stop`; a lost database connection is reopened with backoff, and
@@ -153,6 +162,7 @@ class Dispatcher:
                         task.add_done_callback(tasks.discard)
                     if heads:
                         continue
+                    await self._count_failed(reader)
                     self._wake.clear()
                     waits = [asyncio.create_task(self._wake.wait())]
                     with_stop = asyncio.create_task(stop.wait())
@@ -165,6 +175,17 @@ class Dispatcher:
                 listener.cancel()
                 if tasks:
                     await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _count_failed(self, reader: psycopg.AsyncConnection[Any]) -> None:
+        """While idle, every few seconds, for /ready: the deliveries that gave up, and those
+        held by a disabled endpoint (an operator enables it or redelivers them)."""
+        if time.monotonic() - self._counted_at < COUNT_FAILED_EVERY:
+            return
+        self._counted_at = time.monotonic()
+        cursor = await reader.execute(COUNT_UNDELIVERED)
+        failed, held = await cursor.fetchone() or (0, 0)
+        self.health.count("failed_deliveries", int(failed))
+        self.health.count("held_deliveries", int(held))
 
     async def _listen(self, stop: asyncio.Event) -> None:
         """Wake up when the projector commits new deliveries."""

@@ -33,10 +33,16 @@ class Health:
     def __init__(self, name: str) -> None:
         self.name = name
         self.reason: str | None = "starting"
+        # What an operator should look at though the process is ready (records it could
+        # not apply, kept aside), shown with /ready's answer either way.
+        self.counts: dict[str, int] = {}
 
     def set(self, reason: str | None) -> None:
         """`None` is ready; otherwise why not, e.g. "recovering" or "1,204 records behind"."""
         self.reason = reason
+
+    def count(self, name: str, value: int) -> None:
+        self.counts = {**self.counts, name: value}
 
     @property
     def ready(self) -> bool:
@@ -50,10 +56,11 @@ class Health:
             if path == "/health":
                 return _json(start, "200 OK", {"status": "ok", "process": self.name})
             if path == "/ready":
-                reason = self.reason
+                reason, counts = self.reason, self.counts
                 if reason is None:
-                    return _json(start, "200 OK", {"status": "ready", "process": self.name})
-                body = {"status": "not_ready", "process": self.name, "reason": reason}
+                    body = {"status": "ready", "process": self.name, **counts}
+                    return _json(start, "200 OK", body)
+                body = {"status": "not_ready", "process": self.name, "reason": reason, **counts}
                 return _json(start, "503 Service Unavailable", body)
             return metrics(environ, start)  # type: ignore[no-any-return]
 

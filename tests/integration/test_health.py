@@ -41,7 +41,12 @@ async def test_worker_projector_dispatcher_and_api_report_health_and_readiness(
 
     for role, port in ports.items():
         base = f"http://127.0.0.1:{port}"
-        assert wait_ready(base).json() == {"status": "ready", "process": role}
+        ready = wait_ready(base).json()
+        assert (ready["status"], ready["process"]) == ("ready", role)
+        # Beside readiness, what an operator should look at: nothing kept aside here.
+        assert not any(
+            ready.get(name) for name in ("dead_letters", "failed_deliveries", "held_deliveries")
+        )
         assert httpx.get(f"{base}/health").json() == {"status": "ok", "process": role}
     api = f"http://127.0.0.1:{api_port}"
     assert wait_ready(api).json() == {"status": "ready", "process": "api"}

@@ -44,7 +44,7 @@ async def publish(stack: Stack, log: list[Record]) -> None:
         await producer.stop()
 
 
-async def project_all(stack: Stack, batch_size: int = 50, url: str | None = None) -> None:
+async def project_all(stack: Stack, batch_size: int = 50, url: str | None = None) -> Projector:
     """The live projector, run until it has read everything there is."""
     projector = Projector(stack.catalog, stack.bootstrap, url or stack.database_url, batch_size)
     stop = asyncio.Event()
@@ -52,6 +52,7 @@ async def project_all(stack: Stack, batch_size: int = 50, url: str | None = None
     await asyncio.wait_for(projector.caught_up.wait(), 60)
     stop.set()
     await task
+    return projector
 
 
 async def dump(url: str) -> dict[str, list[Any]]:
@@ -302,7 +303,9 @@ async def test_a_record_the_read_models_cannot_take_is_dead_lettered_and_the_res
     finally:
         await producer.stop()
     await publish(stack, log[half:])
-    await project_all(stack, batch_size=20)
+    projector = await project_all(stack, batch_size=20)
+    # /ready says what it kept aside.
+    assert projector.health.counts == {"dead_letters": 2}
     async with await psycopg.AsyncConnection.connect(stack.database_url) as connection:
         cursor = await connection.execute(
             "SELECT topic, reason FROM projection_dead_letters ORDER BY topic"

@@ -248,11 +248,16 @@ async def test_an_endpoint_failing_too_long_is_disabled_and_can_be_redelivered(
         return listed.json()["data"][0]["disabled_at"] is not None
 
     stop = asyncio.Event()
-    task = asyncio.create_task(Dispatcher(hooks.url, brief, allow_private=True).run(stop))
+    dispatcher = Dispatcher(hooks.url, brief, allow_private=True)
+    task = asyncio.create_task(dispatcher.run(stop))
     deadline = time.monotonic() + 20
     while not await disabled():
         assert time.monotonic() < deadline
         await asyncio.sleep(0.1)
+    # /ready counts the deliveries the disabled endpoint holds, for an operator to see.
+    while dispatcher.health.counts.get("held_deliveries") != 6:
+        assert time.monotonic() < deadline + 15, dispatcher.health.counts
+        await asyncio.sleep(0.2)
     stop.set()
     await task
     receiver.always_fail = False

@@ -67,3 +67,13 @@ def test_json_logs_carry_level_logger_process_extras_and_traceback(
     assert second["level"] == "error"
     assert "ValueError: bad" in second["exc"]
     logging.config.dictConfig(logging_config("warning"))
+
+
+def test_ready_says_what_was_kept_aside_ready_or_not() -> None:
+    health = Health("projector")
+    health.count("dead_letters", 2)
+    assert orjson.loads(get(health, "/ready")[1])["dead_letters"] == 2
+    health.set(None)
+    status, body = get(health, "/ready")
+    assert status == "200 OK"
+    assert orjson.loads(body) == {"status": "ready", "process": "projector", "dead_letters": 2}
