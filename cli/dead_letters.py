@@ -1,10 +1,13 @@
-"""`subledger dead-letters`: what the worker and the projector could not take, and re-driving it.
+"""`subledger dead-letters`: what the worker, the projector and the dispatcher could not
+take, and re-driving it.
 
 The worker keeps what it cannot fold on `subledger.deadletter` (a `DeadLetter` each: the
 record as read, where from, why); the projector keeps what the read models cannot take in
 `projection_dead_letters`. Re-driving publishes a record again to the topic it came from,
 once whatever refused it is fixed; the folds know the ids they have seen, so a record
-re-driven twice changes nothing the second time.
+re-driven twice changes nothing the second time. The dispatcher's are the deliveries that
+gave up (and those a disabled endpoint holds, listed only: enabling it sends them);
+re-driving one sends it again under its own webhook-id.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ dead_letters_app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=Tr
 class Source(StrEnum):
     WORKER = "worker"
     PROJECTOR = "projector"
+    DISPATCHER = "dispatcher"
     ALL = "all"
 
 
@@ -71,6 +75,23 @@ def projector_letters(url: str) -> list[dict[str, Any]]:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
+UNDELIVERED = """
+    SELECT d.delivery_id, d.endpoint_id, d.event_type, d.attempts, d.created_at,
+           CASE WHEN d.status = 'failed' THEN coalesce(d.last_error, 'HTTP ' || d.last_status_code)
+                ELSE 'the endpoint is disabled' END AS reason
+    FROM webhook_deliveries d JOIN webhook_endpoints w USING (endpoint_id)
+    WHERE d.status = 'failed' OR (d.status = 'pending' AND w.disabled_at IS NOT NULL)
+    ORDER BY d.delivery_id
+"""
+
+
+def dispatcher_letters(url: str) -> list[dict[str, Any]]:
+    with psycopg.connect(url) as connection:
+        cursor = connection.execute(UNDELIVERED)
+        names = [c.name for c in cursor.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
 @dead_letters_app.command("list")
 def list_letters(
     source: Annotated[Source, typer.Option(help="Whose dead letters.")] = Source.ALL,
@@ -87,6 +108,18 @@ def list_letters(
         if source in (Source.PROJECTOR, Source.ALL):
             for row in projector_letters(_database(settings, stack)):
                 _show("projector", row["topic"], row, row["recorded_at"].isoformat())
+        if source in (Source.DISPATCHER, Source.ALL):
+            for row in dispatcher_letters(_database(settings, stack)):
+                line = {
+                    "source": "dispatcher",
+                    "delivery_id": row["delivery_id"],
+                    "endpoint_id": str(row["endpoint_id"]),
+                    "event_type": row["event_type"],
+                    "attempts": row["attempts"],
+                    "reason": row["reason"],
+                    "at": row["created_at"].isoformat(),
+                }
+                typer.echo(orjson.dumps(line).decode())
 
 
 def _show(source: str, topic: str, letter: dict[str, Any], at: str) -> None:
@@ -123,6 +156,13 @@ def redrive(
             rows = projector_letters(url)
             records += [(r["topic"], None, bytes(r["value"])) for r in rows]
         asyncio.run(_publish(bootstrap, records))
+        if source in (Source.DISPATCHER, Source.ALL):
+            with psycopg.connect(_database(settings, stack)) as connection:
+                sent = connection.execute(
+                    "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now() "
+                    "WHERE status = 'failed'"
+                ).rowcount
+            typer.echo(f"re-driven: {sent} webhook deliveries", err=True)
         if url is not None and rows:
             with psycopg.connect(url) as connection:
                 for r in rows:

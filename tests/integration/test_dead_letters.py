@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
+from datetime import UTC, datetime
 
 import orjson
 import psycopg
@@ -71,3 +73,39 @@ async def test_dead_letters_are_listed_without_content_and_redriven(stack: Stack
     assert {"profile_id": "nope"} in again
     after = dead_letters(stack, "list", "--source", "projector")
     assert after.stdout.strip() == ""
+
+
+def test_the_dispatchers_undelivered_are_listed_and_redriven(stack: Stack) -> None:
+    """A delivery that gave up, and one that a disabled endpoint holds."""
+    live, disabled = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(stack.database_url, autocommit=True) as connection:
+        for endpoint, disabled_at in ((live, None), (disabled, datetime.now(UTC))):
+            connection.execute(
+                "INSERT INTO webhook_endpoints (endpoint_id, url, event_types, environment, "
+                "secrets, created_at, disabled_at) VALUES "
+                "(%s, 'http://127.0.0.1:9/', '{}', 'both', '{whsec_x}', now(), %s)",
+                (endpoint, disabled_at),
+            )
+        for n, (endpoint, status) in enumerate(((live, "failed"), (disabled, "pending"))):
+            connection.execute(
+                "INSERT INTO webhook_deliveries (webhook_id, endpoint_id, profile_event_id, "
+                "profile_id, event_type, sequence, payload, status, attempts, next_attempt_at, "
+                "created_at, last_status_code) VALUES (%s, %s, gen_random_uuid(), "
+                "gen_random_uuid(), 'profile_created', %s, '{}', %s, 7, now(), now(), 500)",
+                (f"msg_{n}", endpoint, n, status),
+            )
+    listed = dead_letters(stack, "list", "--source", "dispatcher")
+    assert listed.returncode == 0, listed.stderr
+    lines = [orjson.loads(line) for line in listed.stdout.splitlines()]
+    assert [(line["source"], line["reason"]) for line in lines] == [
+        ("dispatcher", "HTTP 500"),
+        ("dispatcher", "the endpoint is disabled"),
+    ]
+    redriven = dead_letters(stack, "redrive", "--source", "dispatcher")
+    assert redriven.returncode == 0, redriven.stderr
+    assert "re-driven: 1 webhook deliveries" in redriven.stderr
+    with psycopg.connect(stack.database_url) as connection:
+        statuses = connection.execute(
+            "SELECT webhook_id, status FROM webhook_deliveries ORDER BY webhook_id"
+        ).fetchall()
+    assert statuses == [("msg_0", "pending"), ("msg_1", "pending")]
