@@ -46,6 +46,13 @@ class GaplessConsumer(faust_aiokafka.Consumer):
         # The first offset each partition holds, for a partition with nothing committed.
         self.log_start: dict[TP, int] = {}
 
+    async def _seek(self, partition: TP, offset: int) -> None:
+        """Seek on the consumer's own thread. aiokafka's fetcher runs there and is not safe
+        against a seek made from another: it loses a partition's buffer mid-read and
+        crashes (`KeyError` in `fetched_records`), and the worker reads nothing more."""
+        thread: Any = self._thread
+        await thread.call_thread(thread._ensure_consumer().seek, partition, offset)
+
     def _new_offset(self, tp: TP) -> int | None:
         acked = self._acked[tp]
         if acked:

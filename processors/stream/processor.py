@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -98,6 +99,8 @@ UNNORMALIZED = Counter(
 REINDEX_SECONDS = 10.0
 # A partition read again from a record is not sent back there sooner than this.
 REREAD_SECONDS = 10.0
+# The exit status of a worker whose fetcher crashed (EX_SOFTWARE).
+EXIT_STALLED = 70
 # A batch of packs may hold many thousands of messages: its work is written every so many,
 # which bounds what is held in memory and gives the event loop a turn (the consumer's
 # keepalive, timers and commits run meanwhile).
@@ -608,7 +611,21 @@ class Processor:
                 self.wakeups.set(key, state.next_wakeup_at)
         self._indexed_at = time.monotonic()
 
+    def _exit_if_stalled(self) -> None:
+        """A crashed fetcher reads nothing again (Faust restarts it only on a rebalance):
+        exit, as a kill would, for the supervisor to start the worker again; nothing is
+        lost, since no offset commits before what it caused (docs/stream.md, Delivery)."""
+        fetcher = self.app._fetcher
+        if fetcher.crashed and not self.app.rebalancing:
+            log.error(
+                "the fetcher crashed (%r): exiting to be started again",
+                getattr(fetcher, "crash_reason", None),
+            )
+            logging.shutdown()
+            os._exit(EXIT_STALLED)
+
     async def _on_timer(self) -> None:
+        self._exit_if_stalled()
         tune_faust_fetches(self.app, self.settings.broker_flavor)
         await self._reread_after_rebalance()
         await self._reread_unfolded()

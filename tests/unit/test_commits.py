@@ -104,3 +104,25 @@ def test_offsets_the_log_does_not_hold_are_no_hole() -> None:
     gapless._gap[RAW].addi(100, 110)
     assert gapless._new_offset(RAW) == 112
     assert gapless.unfolded == {}
+
+
+async def test_a_seek_runs_on_the_consumers_own_thread() -> None:
+    """aiokafka's fetcher, on the consumer thread, crashes on a seek made from another."""
+    calls: list[tuple[str, Any]] = []
+
+    class Kafka:
+        def seek(self, tp: TP, offset: int) -> None:
+            calls.append(("seek", (tp, offset)))
+
+    class Thread:
+        def _ensure_consumer(self) -> Kafka:
+            return Kafka()
+
+        async def call_thread(self, method: Any, *args: Any) -> None:
+            calls.append(("on the consumer thread", method.__name__))
+            method(*args)
+
+    gapless = GaplessConsumer.__new__(GaplessConsumer)
+    gapless._thread = Thread()  # type: ignore[assignment]
+    await gapless._seek(RAW, 41)
+    assert calls == [("on the consumer thread", "seek"), ("seek", (RAW, 41))]
