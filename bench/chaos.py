@@ -41,7 +41,6 @@ import httpx
 import orjson
 import psycopg
 import uvicorn
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI, Request, Response
 
 from bench.projection_throughput import fresh
@@ -50,7 +49,7 @@ from processors.normalize import apple, google_play, stripe
 from processors.normalize.money import Rates
 from runtime.broker import EmbeddedBroker, free_port, wait_for_port
 from runtime.catalog import Catalog, load_catalog
-from runtime.kafka import end_offsets
+from runtime.kafka import read_topic
 from runtime.postgres import embedded_postgres
 from runtime.settings import BrokerFlavor
 from runtime.topics import apply_topics
@@ -195,27 +194,8 @@ async def chaos(
 
 async def topic_records(bootstrap: str, catalog: Catalog, name: str) -> list[bytes]:
     spec = catalog[name]
-    partitions = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
-    ends = await end_offsets(bootstrap, partitions, BrokerFlavor.TANSU)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    values: list[bytes] = []
-    try:
-        consumer.assign(partitions)
-        for tp in partitions:
-            await consumer.seek_to_beginning(tp)
-        left = {tp for tp in partitions if ends.get(tp, 0) > 0}
-        while left:
-            fetched = await consumer.getmany(timeout_ms=500)
-            for tp, records in fetched.items():
-                values += [r.value for r in records if r.value is not None]
-                if records and records[-1].offset + 1 >= ends[tp]:
-                    left.discard(tp)
-            if not fetched:
-                left = {tp for tp in left if await consumer.position(tp) < ends[tp]}
-    finally:
-        await consumer.stop()
-    return values
+    records = await read_topic(bootstrap, spec.name, spec.partitions, BrokerFlavor.TANSU)
+    return [r.value for r in records if r.value is not None]
 
 
 async def reference(bootstrap: str, catalog: Catalog) -> Ledger:

@@ -20,11 +20,11 @@ from typing import Annotated, Any
 import orjson
 import psycopg
 import typer
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from cli.stream import _bootstrap, _catalog, _database
 from runtime.catalog import Catalog
-from runtime.kafka import end_offsets
+from runtime.kafka import read_topic
 from runtime.settings import Settings
 
 dead_letters_app = typer.Typer(help=__doc__.split("\n\n")[0], no_args_is_help=True)
@@ -38,31 +38,10 @@ class Source(StrEnum):
 
 
 async def worker_letters(bootstrap: str, catalog: Catalog, settings: Settings) -> list[Any]:
-    """Every dead letter on the worker's topic, oldest first."""
+    """Every dead letter on the worker's topic, oldest first in each partition."""
     spec = catalog["dead_letters"]
-    partitions = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
-    ends = await end_offsets(bootstrap, partitions, settings.broker_flavor)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
-    )
-    await consumer.start()
-    letters: list[Any] = []
-    try:
-        consumer.assign(partitions)
-        for tp in partitions:
-            await consumer.seek_to_beginning(tp)
-        left = {tp for tp in partitions if ends.get(tp, 0) > 0}
-        while left:
-            fetched = await consumer.getmany(timeout_ms=500)
-            for tp, records in fetched.items():
-                letters += [orjson.loads(r.value) for r in records]
-                if records and records[-1].offset + 1 >= ends[tp]:
-                    left.discard(tp)
-            if not fetched:
-                left = {tp for tp in left if await consumer.position(tp) < ends[tp]}
-    finally:
-        await consumer.stop()
-    return letters
+    records = await read_topic(bootstrap, spec.name, spec.partitions, settings.broker_flavor)
+    return [orjson.loads(r.value) for r in records]
 
 
 def projector_letters(url: str) -> list[dict[str, Any]]:

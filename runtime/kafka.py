@@ -112,3 +112,34 @@ async def end_offsets(
         return {tp: consumer.highwater(tp) for tp in partitions}
     finally:
         await consumer.stop()
+
+
+async def read_topic(
+    bootstrap: str, topic: str, partitions: int, flavor: BrokerFlavor
+) -> list[Any]:
+    """Every record a topic holds now, partition by partition (a throwaway consumer)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    assigned = [TopicPartition(topic, p) for p in range(partitions)]
+    ends = await end_offsets(bootstrap, assigned, flavor)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        consumer.assign(assigned)
+        for tp in assigned:
+            await consumer.seek_to_beginning(tp)
+        left = {tp for tp in assigned if ends.get(tp, 0) > 0}
+        while left:
+            fetched = await consumer.getmany(timeout_ms=500)
+            for tp, batch in fetched.items():
+                records += batch
+                if batch and batch[-1].offset + 1 >= ends[tp]:
+                    left.discard(tp)
+            if not fetched:
+                left = {tp for tp in left if await consumer.position(tp) < ends[tp]}
+    finally:
+        await consumer.stop()
+    return records
