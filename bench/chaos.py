@@ -45,8 +45,8 @@ from fastapi import FastAPI, Request, Response
 
 from bench.projection_throughput import fresh
 from processors.core.ledger import Ledger
-from processors.normalize import apple, google_play, stripe
 from processors.normalize.money import Rates
+from processors.stream.processor import NORMALIZERS, RAW_TOPICS
 from runtime.broker import EmbeddedBroker, free_port, wait_for_port
 from runtime.catalog import Catalog, load_catalog
 from runtime.kafka import read_topic
@@ -55,7 +55,6 @@ from runtime.settings import BrokerFlavor
 from runtime.topics import apply_topics
 from schemas.base import from_json, to_builtins
 from schemas.commands import Command
-from schemas.enums import Store
 from schemas.money import shown_price
 from schemas.raw import RawNotification
 from simulator.keys import DevKeys
@@ -64,11 +63,6 @@ from simulator.run import Simulator, StoreApis, service_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "chaos-key"
-NORMALIZERS = {
-    Store.APP_STORE: apple.normalize,
-    Store.PLAY_STORE: google_play.normalize,
-    Store.STRIPE: stripe.normalize,
-}
 ROLES = ("api", "worker", "projector", "dispatcher")
 
 
@@ -199,10 +193,11 @@ async def topic_records(bootstrap: str, catalog: Catalog, name: str) -> list[byt
 
 
 async def reference(bootstrap: str, catalog: Catalog) -> Ledger:
-    """The ledger's fold of what the input topics hold."""
+    """The ledger's fold of what the input topics hold, normalized by the worker's own
+    normalizers."""
     ledger = Ledger()
     rates = Rates.load()
-    for topic in ("raw_app_store", "raw_play_store", "raw_stripe"):
+    for topic in RAW_TOPICS:
         for value in await topic_records(bootstrap, catalog, topic):
             raw = RawNotification.model_validate_json(value)
             ledger.submit_all(NORMALIZERS[raw.store](raw, rates))
