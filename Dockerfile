@@ -12,6 +12,7 @@ COPY schemas schemas
 COPY simulator simulator
 COPY topics.yaml ./
 RUN pip install --no-cache-dir -c requirements.lock -e . \
-    && useradd --create-home subledger
+    && useradd --create-home subledger \
+    && install -d -o subledger /var/lib/subledger
 USER subledger
 ENTRYPOINT ["subledger"]

@@ -269,6 +269,9 @@ async def main(profiles: int, rate: float, cycles: int, seed: int) -> int:
             "SUBLEDGER_API_KEYS": f'["{KEY}"]',
             "SUBLEDGER_WEBHOOK_PRIVATE_ADDRESSES": "true",
             "SUBLEDGER_READY_LAG": "0",
+            # The worker's tables on disk, as in production: a kill leaves them mid-write.
+            "SUBLEDGER_TABLE_STORE": "rocksdb",
+            "SUBLEDGER_DATA_DIR": str(work / "state"),
         }
         processes: dict[str, Process] = {}
         for role, argv in (

@@ -149,6 +149,8 @@ def subledger(bootstrap: str, prefix: str, last: dict[str, str]) -> tuple[float,
         "SUBLEDGER_KAFKA_BOOTSTRAP": bootstrap,
         "SUBLEDGER_TOPIC_PREFIX": prefix,
         "SUBLEDGER_APP_ID": f"bench-{os.getpid()}",
+        # The memory store: bench.state compares it with tables on disk.
+        "SUBLEDGER_TABLE_STORE": "memory",
     }
     with open(ROOT / "bench" / "worker.log", "wb") as log:
         worker = subprocess.Popen(

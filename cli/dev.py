@@ -116,6 +116,9 @@ def dev(
             # Development receivers listen on this machine.
             "SUBLEDGER_WEBHOOK_PRIVATE_ADDRESSES": "true",
         }
+        if settings.kafka_bootstrap is None and settings.table_store is None:
+            # Tables in memory, as the embedded broker keeps nothing across runs either.
+            env["SUBLEDGER_TABLE_STORE"] = "memory"
         probes = {role: free_port() for role in ("worker", "project", "dispatch")}
         for role, probe in probes.items():
             children.append(

@@ -94,6 +94,7 @@ def worker(
         bootstrap = _bootstrap(settings, stack)
         _apply(catalog, bootstrap)
         processor = Processor(settings, catalog, bootstrap)
+        asyncio.run(processor.discard_stale_tables())
         collect_seldom()
         _serve_health(settings, processor.health)
         Worker(

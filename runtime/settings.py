@@ -23,6 +23,14 @@ class BrokerFlavor(StrEnum):
     KAFKA = "kafka"
 
 
+class TableStore(StrEnum):
+    """Where a worker keeps its tables: in memory, recovered from the changelogs at every
+    start, or on disk (RocksDB), recovered from where the disk left off."""
+
+    MEMORY = "memory"
+    ROCKSDB = "rocksdb"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SUBLEDGER_", frozen=True, extra="ignore")
 
@@ -42,6 +50,14 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=1000, ge=1)
     batch_within_seconds: float = Field(default=0.02, gt=0)
     timer_interval_seconds: float = Field(default=0.5, gt=0)
+    # The worker's tables; unset: on disk, or in memory beside the embedded broker (which
+    # keeps nothing across runs). On disk, each processor generation has its own
+    # directory under `data_dir`, at most `cached_states` decoded states per table stay in
+    # memory, and RocksDB's block cache and memtables share `rocksdb_memory_mb`.
+    table_store: TableStore | None = None
+    data_dir: Path = Path(".subledger/state")
+    cached_states: int = Field(default=5_000, ge=100)
+    rocksdb_memory_mb: int = Field(default=256, ge=16)
     # Where a worker, projector or dispatcher serves /health, /ready and /metrics
     # (Prometheus); unset serves none. The HTTP service serves them on its own port.
     metrics_port: int | None = None
@@ -115,6 +131,17 @@ class Settings(BaseSettings):
         """The processors' consumer group and Faust app: one per processor version."""
         version = self.processor_version
         return self.app_id if version == 1 else f"{self.app_id}-v{version}"
+
+    @property
+    def tables_on_disk(self) -> bool:
+        if self.table_store is not None:
+            return self.table_store is TableStore.ROCKSDB
+        return self.kafka_bootstrap is not None
+
+    @property
+    def table_dir(self) -> Path:
+        """This processor generation's tables, apart from other prefixes' and versions'."""
+        return self.data_dir.absolute() / f"{self.topic_prefix}{self.processor_app_id}"
 
     def fold_config(self) -> FoldConfig:
         return FoldConfig(

@@ -11,6 +11,7 @@ the way forward (a new processor version) rather than misread.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -57,9 +58,19 @@ class ChainRecord(Compact, frozen=True, kw_only=True):
 class Layout:
     """How one table's states and the records beside them are written and read back."""
 
-    def __init__(self, head: type[Any], kinds: dict[bytes, type[Any]]) -> None:
+    # Whether `assemble` gathers every record of a kind (else it names the ones it needs),
+    # and whether the states carry a next wake-up (`next_wakeup_at`) for the timer.
+    gathers: bytes | None = None
+    wakes = False
+
+    def __init__(
+        self, head: type[Any], kinds: dict[bytes, type[Any]], state: type[Any] | None = None
+    ) -> None:
         self.head = head
+        self.kinds = tuple(kinds)
         self._heads = msgspec.msgpack.Decoder(head)
+        # A whole state, as a table on disk keeps it besides (rocks.py).
+        self._states = msgspec.msgpack.Decoder(state or head)
         self._kinds = {kind: msgspec.msgpack.Decoder(t) for kind, t in kinds.items()}
 
     def decode(self, kind: bytes, data: bytes) -> Any:
@@ -68,23 +79,32 @@ class Layout:
     def encode_head(self, state: Any) -> bytes:
         return encode(state)
 
-    def decode_head(self, data: bytes) -> Any:
-        """The state as written; `assemble` completes it from the records beside it."""
+    def check(self, data: bytes) -> None:
+        """Refuse a state written by an earlier processor (JSON) rather than misread it."""
         if data[:1] in (b"{", b"x"):
             raise StaleStateError(
                 f"a {self.head.__name__} changelog record written by an earlier processor: "
                 "derive this processor's state with `subledger reprocess --version N` and run "
                 "the workers with SUBLEDGER_PROCESSOR_VERSION=N"
             )
+
+    def decode_state(self, data: bytes) -> Any:
+        return self._states.decode(data)
+
+    def decode_head(self, data: bytes) -> Any:
+        """The state as written; `assemble` completes it from the records beside it."""
+        self.check(data)
         return self._heads.decode(data)
 
-    def assemble(self, written: Any, beside: dict[bytes, bytes]) -> Any:
+    def assemble(self, written: Any, beside: Mapping[bytes, bytes]) -> Any:
         return written
 
 
 class ChainLayout(Layout):
     def __init__(self) -> None:
-        super().__init__(ChainRecord, {TRANSACTION: TransactionFact, OBSERVATION: Observation})
+        super().__init__(
+            ChainRecord, {TRANSACTION: TransactionFact, OBSERVATION: Observation}, ChainState
+        )
 
     def encode_head(self, state: Any) -> bytes:
         return encode(
@@ -95,7 +115,7 @@ class ChainLayout(Layout):
             )
         )
 
-    def assemble(self, written: Any, beside: dict[bytes, bytes]) -> Any:
+    def assemble(self, written: Any, beside: Mapping[bytes, bytes]) -> Any:
         record: ChainRecord = written
         transactions = {
             tid: self.decode(TRANSACTION, beside[TRANSACTION + tid.encode()])
@@ -109,6 +129,9 @@ class ChainLayout(Layout):
 
 
 class ProfileLayout(Layout):
+    gathers = PAYMENT
+    wakes = True
+
     def __init__(self) -> None:
         super().__init__(ProfileState, {PAYMENT: Payment})
 
@@ -116,11 +139,12 @@ class ProfileLayout(Layout):
         # Payments are records of their own; the state is written without them.
         return encode(replace(state, payments={}) if state.payments else state)
 
-    def assemble(self, written: Any, beside: dict[bytes, bytes]) -> Any:
+    def assemble(self, written: Any, beside: Mapping[bytes, bytes]) -> Any:
         payments = {}
-        for sub in [s for s in beside if s[:1] == PAYMENT]:
-            payment = self.decode(PAYMENT, beside.pop(sub))
-            payments[payment.key] = payment
+        for sub, data in beside.items():
+            if sub[:1] == PAYMENT:
+                payment = self.decode(PAYMENT, data)
+                payments[payment.key] = payment
         return replace(written, payments=payments) if payments else written
 
 

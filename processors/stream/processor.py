@@ -24,11 +24,12 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import faust
 import msgspec
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from mode import CrashingSupervisor
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import TypeAdapter, ValidationError
@@ -42,15 +43,15 @@ from processors.core.profile import evolve_profile
 from processors.core.view import profile_view
 from processors.normalize import apple, google_play, stripe
 from processors.normalize.money import Rates
-from processors.stream import codecs, commits, store
+from processors.stream import codecs, commits, rocks, store
 from processors.stream.commits import GaplessConsumer
 from processors.stream.packs import PackError, is_pack, unpack
 from processors.stream.sender import Partitioner, Sender
-from processors.stream.store import StateStore
-from processors.stream.wakeups import WakeIndex
+from processors.stream.store import Tables, Written
 from runtime.catalog import Catalog
 from runtime.health import CONSUMER_LAG, Health, lag_reason
 from runtime.kafka import (
+    end_offsets,
     exact_changelog_tails,
     faust_settings,
     stream_producer_settings,
@@ -69,7 +70,7 @@ from schemas.messages import (
 )
 from schemas.outputs import DeadLetter
 from schemas.raw import RawNotification
-from schemas.state import IdentityState, ProfileState
+from schemas.state import IdentityState
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,7 @@ AGENT_INPUTS = ("chain_inputs", "profile_commands", "profile_inputs", "identity_
 class Processor:
     def __init__(self, settings: Settings, catalog: Catalog, bootstrap: str) -> None:
         store.register()
+        rocks.register()
         self.settings = settings
         self.catalog = catalog
         self.config: FoldConfig = settings.fold_config()
@@ -165,12 +167,12 @@ class Processor:
         self.app = faust.App(
             settings.processor_app_id,
             broker=f"kafka://{bootstrap}",
-            store=f"{store.SCHEME}://",
             topic_partitions=self.partitions,
             # Topics come from topics.yaml (`subledger topics apply`), never from Faust.
             topic_allow_declare=False,
             topic_disable_leader=True,
             web_enabled=False,
+            **self._store_settings(settings),
             **faust_settings(settings.broker_flavor),
         )
         # Commits nothing past a record that was read but not folded (commits.py).
@@ -184,7 +186,8 @@ class Processor:
         self._producer: AIOKafkaProducer | None = None
         self._producer_lock = asyncio.Lock()
         self._bootstrap = bootstrap
-        self._partitioner = Partitioner()
+        # Bounded: a key hashed again costs microseconds, a key kept costs ~150 bytes.
+        self._partitioner = Partitioner(limit=1 << 17)
         self._topic_partitions = {spec.name: spec.partitions for spec in catalog.topics.values()}
         self._packed = frozenset(self.names[t] for t in INTERNAL_TOPICS)
         self._exact_tails = (
@@ -192,7 +195,6 @@ class Processor:
             if exact_changelog_tails(settings.broker_flavor)
             else frozenset()
         )
-        self.wakeups = WakeIndex()
         self.health = Health("worker")
         # What the agents read: the topics whose lag says whether this worker is ready.
         self._sources = frozenset(self.names[t] for t in (*RAW_TOPICS, *AGENT_INPUTS))
@@ -224,6 +226,52 @@ class Processor:
         self.app.on_before_shutdown.connect(self._on_shutdown)
 
     # --- wiring --------------------------------------------------------------------------
+
+    async def discard_stale_tables(self) -> list[Path]:
+        """Table databases that hold more of a changelog than the broker does were written
+        against another log (a broker that lost its data, a topic made again): they are
+        deleted before Faust opens them, and rebuilt from the changelog as it is."""
+        directory = self.settings.table_dir
+        if not self.settings.tables_on_disk or not directory.is_dir():
+            return []
+        held = rocks.persisted_offsets(directory)
+        names = {
+            table.name: table.changelog_topic.get_topic_name()
+            for table in (self.chains, self.profiles, self.identities)
+        }
+        where: dict[Path, TopicPartition] = {}
+        for path in held:
+            table, _, partition = path.stem.rpartition("-")
+            if table in names and partition.isdigit():
+                where[path] = TopicPartition(names[table], int(partition))
+        if not where:
+            return []
+        ends = await end_offsets(self._bootstrap, list(where.values()), self.settings.broker_flavor)
+        stale = [
+            path
+            for path, offset in held.items()
+            if path in where and offset is not None and offset >= ends.get(where[path], 0)
+        ]
+        for path in stale:
+            log.warning(
+                "%s holds %s[%d] to offset %d, which the broker does not have: rebuilding it",
+                path,
+                where[path].topic,
+                where[path].partition,
+                held[path],
+            )
+            rocks.discard(path)
+        return stale
+
+    @staticmethod
+    def _store_settings(settings: Settings) -> dict[str, Any]:
+        if not settings.tables_on_disk:
+            return {"store": f"{store.SCHEME}://"}
+        # A third of the budget is for memtables, the rest for the block cache.
+        budget = settings.rocksdb_memory_mb << 20
+        rocks.configure(budget, budget // 3, settings.cached_states)
+        settings.table_dir.mkdir(parents=True, exist_ok=True)
+        return {"store": f"{rocks.SCHEME}://", "tabledir": settings.table_dir}
 
     def _table(self, name: str, topic_id: str) -> Any:
         spec = self.catalog[topic_id]
@@ -414,7 +462,7 @@ class Processor:
 
     async def _chain_batch(self, events: list[Any]) -> int:
         work = await self._work(self.chains, "chain_state")
-        chains: StateStore = self.chains.data
+        chains: Tables = self.chains.data
         staged, beside = work.staged, work.beside
         count = 0
         async for event, message in self._messages(events, lambda _: _CHAIN_MESSAGES, work):
@@ -447,7 +495,7 @@ class Processor:
 
     async def _profile_batch(self, events: list[Any]) -> int:
         work = await self._work(self.profiles, "profile_state", self._snapshots)
-        profiles: StateStore = self.profiles.data
+        profiles: Tables = self.profiles.data
         staged, beside = work.staged, work.beside
         commands_topic = self.names["profile_commands"]
 
@@ -492,16 +540,15 @@ class Processor:
         return count
 
     def _snapshots(self, work: Work) -> None:
-        """The latest view of each profile a round changed; its next wake-up indexed."""
-        for key, state in work.staged.items():
+        """The latest view of each profile a round changed."""
+        for state in work.staged.values():
             if state.exists and state.as_of is not None:
                 view = profile_view(state, state.as_of, self.config)
                 work.send("profile_snapshots", state.profile_id, view)
-            self.wakeups.set(key, state.next_wakeup_at)
 
     async def _identity_batch(self, events: list[Any]) -> int:
         work = await self._work(self.identities, "identity_state")
-        identities: StateStore = self.identities.data
+        identities: Tables = self.identities.data
         staged = work.staged
         count = 0
         async for event, message in self._messages(events, lambda _: _IDENTITY_MESSAGES, work):
@@ -600,15 +647,13 @@ class Processor:
             await consumer.seek(tp, head)
 
     def _index_wakeups(self) -> None:
-        """Index the wake-ups of the profiles this worker holds. Cheap: it reads one field,
-        so it runs after every rebalance (once recovery has filled the table) and now and
-        then besides, which also covers a rebalance whose recovery ended late."""
+        """Index the wake-ups of the profiles this worker holds again, due ones not yet
+        folded included: after every rebalance (once recovery has filled the table) and
+        now and then besides, which also covers a rebalance whose recovery ended late.
+        In memory it reads one field a profile; on disk the index is kept with the states."""
         if self.app.in_recovery or time.monotonic() - self._indexed_at < REINDEX_SECONDS:
             return
-        self.wakeups.clear()
-        for key, state in self.profiles.data.items():
-            if isinstance(state, ProfileState):
-                self.wakeups.set(key, state.next_wakeup_at)
+        self.profiles.data.reindex()
         self._indexed_at = time.monotonic()
 
     def _exit_if_stalled(self) -> None:
@@ -631,20 +676,14 @@ class Processor:
         await self._reread_unfolded()
         self._index_wakeups()
         now = datetime.now(UTC)
-        TIMERS_DUE.set(len(self.wakeups))
-        due = self.wakeups.pop_due(now)
+        profiles = self.profiles.data
+        TIMERS_DUE.set(profiles.pending_wakeups())
+        due = profiles.due(now)
         if due:
             sender = await self._sender()
-            profiles = self.profiles.data
             for key, at in due:
-                state = profiles.get(key)
-                if state is not None:
-                    self._send(
-                        sender,
-                        "profile_inputs",
-                        key.decode(),
-                        Tick(profile_id=state.profile_id, at=at),
-                    )
+                profile_id = key.decode()
+                self._send(sender, "profile_inputs", profile_id, Tick(profile_id=profile_id, at=at))
             await sender.deliver()
             self._woken_at = time.monotonic()
         self._watch_commits()
@@ -732,9 +771,9 @@ class Work:
         if self.staged and self.state_topic is not None:
             changelog = await self.processor._sender()
             name = self.processor.names[self.state_topic]
-            states: StateStore = self.table.data
+            states: Tables = self.table.data
             layout = states.layout
-            written: list[tuple[bytes, int, dict[bytes, bytes]]] = []
+            written: list[Written] = []
             for key, state in self.staged.items():
                 partition = changelog.partition_of(name, key)
                 records = {
@@ -743,11 +782,10 @@ class Work:
                 for sub, data in records.items():
                     changelog.send_to(name, partition, key + codecs.SEPARATOR + sub, data)
                 changelog.send_to(name, partition, key, layout.encode_head(state))
-                written.append((key, partition, records))
+                written.append(Written(key, partition, records, state))
             await changelog.deliver()
-            for (key, partition, records), state in zip(written, self.staged.values(), strict=True):
-                states.keep(key, partition, records)
-                states.data[key] = state
+            offsets = {p: at for (topic, p), at in changelog.acknowledged.items() if topic == name}
+            states.write(written, offsets)
         self.sender = await self.processor._sender()
         self.staged.clear()
         self.beside.clear()

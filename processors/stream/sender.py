@@ -16,7 +16,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 RETRIES = 8
 
 Record = tuple[bytes | None, bytes]
+# A batch handed to the producer: its acknowledgement to come, and how many records it holds.
+Sent = tuple["asyncio.Future[Any]", int]
 
 
 class TransientError(Exception):
@@ -63,6 +65,8 @@ class Sender:
     exact_tails: frozenset[str] = frozenset()
     _records: dict[tuple[str, int], list[Record]] = field(default_factory=lambda: defaultdict(list))
     _messages: dict[tuple[str, int], list[bytes]] = field(default_factory=lambda: defaultdict(list))
+    # The last offset the broker acknowledged per partition, by the latest `deliver`.
+    acknowledged: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def partition_of(self, topic: str, key: bytes) -> int:
         return self.partitioner(key, self.partitions[topic])
@@ -89,6 +93,7 @@ class Sender:
         self._messages.clear()
         pending = {where: records for where, records in self._records.items() if records}
         self._records.clear()
+        self.acknowledged = {}
         delay = 0.1
         for attempt in range(1, RETRIES + 1):
             failed = await self._send(pending)
@@ -104,7 +109,7 @@ class Sender:
     async def _send(
         self, pending: dict[tuple[str, int], list[Record]]
     ) -> dict[tuple[str, int], list[Record]]:
-        sent: list[tuple[tuple[str, int], list[Record], list[asyncio.Future[Any]]]] = []
+        sent: list[tuple[tuple[str, int], list[Record], list[Sent]]] = []
         # Every partition's records first, then the tails: the producer puts one batch
         # per partition in a request, so each round costs one request.
         bulk, tails = [], []
@@ -119,29 +124,40 @@ class Sender:
                 futures = await self._send_batches(topic, partition, chunk)
             except (KafkaError, ConnectionError, TimeoutError) as error:
                 log.warning("sending to %s[%d] failed: %r", topic, partition, error)
-                futures = [asyncio.get_running_loop().create_future()]
-                futures[0].set_exception(error)
+                future = asyncio.get_running_loop().create_future()
+                future.set_exception(error)
+                futures = [(future, 0)]
             sent.append(((topic, partition), chunk, futures))
         failed: dict[tuple[str, int], list[Record]] = defaultdict(list)
         for where, chunk, futures in sent:
-            results = await asyncio.gather(*futures, return_exceptions=True)
+            results = await asyncio.gather(*(f for f, _ in futures), return_exceptions=True)
             if any(isinstance(result, BaseException) for result in results):
                 failed[where] += chunk
+                continue
+            for result, (_, count) in zip(results, futures, strict=True):
+                # A batch's records take consecutive offsets from its base offset.
+                last = cast(Any, result).offset + count - 1
+                self.acknowledged[where] = max(last, self.acknowledged.get(where, last))
         return dict(failed)
 
-    async def _send_batches(
-        self, topic: str, partition: int, records: list[Record]
-    ) -> list[asyncio.Future[Any]]:
+    async def _send_batches(self, topic: str, partition: int, records: list[Record]) -> list[Sent]:
         """Hand the records to the producer as whole batches, which it sends in order."""
-        futures: list[asyncio.Future[Any]] = []
-        batch = self.producer.create_batch()
+        futures: list[Sent] = []
+        batch, count = self.producer.create_batch(), 0
         for key, value in records:
             if batch.append(key=key, value=value, timestamp=None) is None:
                 batch.close()
-                futures.append(await self.producer.send_batch(batch, topic, partition=partition))
-                batch = self.producer.create_batch()
+                futures.append((await self._send_batch(batch, topic, partition), count))
+                batch, count = self.producer.create_batch(), 0
                 if batch.append(key=key, value=value, timestamp=None) is None:
                     raise ValueError(f"a record for {topic} is larger than a whole batch")
+            count += 1
         batch.close()
-        futures.append(await self.producer.send_batch(batch, topic, partition=partition))
+        futures.append((await self._send_batch(batch, topic, partition), count))
         return futures
+
+    async def _send_batch(self, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = await self.producer.send_batch(
+            batch, topic, partition=partition
+        )
+        return future

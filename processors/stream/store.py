@@ -10,11 +10,13 @@ the profile is first loaded.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol
 
 import faust.stores
 from faust.stores import memory
+from prometheus_client import Counter
 
 from processors.core.facts import observation_order
 from processors.stream.codecs import (
@@ -25,9 +27,45 @@ from processors.stream.codecs import (
     TRANSACTION,
     Layout,
 )
+from processors.stream.wakeups import WakeIndex
 from schemas.state import Observation, TransactionFact
 
 SCHEME = "subledger"
+
+RECOVERED = Counter(
+    "subledger_table_records_recovered_total",
+    "Changelog records a worker read back into its tables",
+    ["table"],
+)
+
+
+class Written(NamedTuple):
+    """A state as a batch wrote it to its changelog, with the records beside it."""
+
+    key: bytes
+    partition: int
+    records: Mapping[bytes, bytes]
+    state: Any
+
+
+class Tables(Protocol):
+    """What the agents ask of a table's store, in memory (`StateStore`) or on disk
+    (`rocks.DiskStateStore`)."""
+
+    @property
+    def layout(self) -> Layout: ...
+
+    def load(self, key: bytes) -> Any: ...
+
+    def history(self, key: bytes, staged: Mapping[bytes, Any] | None) -> StoredHistory: ...
+
+    def write(self, written: Iterable[Written], offsets: Mapping[int, int]) -> None: ...
+
+    def due(self, now: datetime) -> list[tuple[bytes, datetime]]: ...
+
+    def reindex(self) -> None: ...
+
+    def pending_wakeups(self) -> int: ...
 
 
 class StateStore(memory.Store):  # type: ignore[type-arg]
@@ -38,6 +76,7 @@ class StateStore(memory.Store):  # type: ignore[type-arg]
         self.beside: dict[bytes, dict[bytes, bytes]] = {}
         # Profiles recovered whose payments are still bytes beside them.
         self._unassembled: set[bytes] = set()
+        self.wakeups = WakeIndex()
 
     @property
     def layout(self) -> Layout:
@@ -46,7 +85,9 @@ class StateStore(memory.Store):  # type: ignore[type-arg]
     def apply_changelog_batch(
         self, batch: Iterable[Any], to_key: Any = None, to_value: Any = None
     ) -> None:
+        count = 0
         for event in batch:
+            count += 1
             key: bytes = event.message.key
             value: bytes | None = event.message.value
             state_key, separator, sub = key.partition(SEPARATOR)
@@ -65,6 +106,7 @@ class StateStore(memory.Store):  # type: ignore[type-arg]
                 # Completed from the records beside it when first loaded.
                 self.data[key] = self.layout.decode_head(value)
                 self._unassembled.add(key)
+        RECOVERED.labels(self.table_name).inc(count)
 
     async def on_recovery_completed(self, active_tps: Any, standby_tps: Any) -> None:
         await super().on_recovery_completed(active_tps, standby_tps)
@@ -77,21 +119,40 @@ class StateStore(memory.Store):  # type: ignore[type-arg]
         state = self.data.get(key)
         if state is not None and key in self._unassembled:
             self._unassembled.discard(key)
-            state = self.layout.assemble(state, self.beside.setdefault(key, {}))
+            records = self.beside.setdefault(key, {})
+            state = self.layout.assemble(state, records)
             self.data[key] = state
+            # Payments live in the assembled state from now on.
+            for sub in [s for s in records if s[:1] == PAYMENT]:
+                del records[sub]
         return state
 
-    def states(self) -> Iterator[tuple[bytes, Any]]:
-        """Every state this worker holds, complete."""
-        for key in list(self.data):
-            yield key, self.load(key)
+    def write(self, written: Iterable[Written], offsets: Mapping[int, int]) -> None:
+        """A batch's states, once their changelog acknowledged them (the changelog is all
+        this store recovers from, so the offsets are not kept)."""
+        for item in written:
+            self._key_partition[item.key] = item.partition
+            # Payments live in the state itself.
+            kept = {sub: data for sub, data in item.records.items() if sub[:1] != PAYMENT}
+            if kept:
+                self.beside.setdefault(item.key, {}).update(kept)
+            self.data[item.key] = item.state
+            if self.layout.wakes:
+                self.wakeups.set(item.key, item.state.next_wakeup_at)
 
-    def keep(self, key: bytes, partition: int, records: Mapping[bytes, bytes]) -> None:
-        """Records written beside the state at `key` (payments live in the state itself)."""
-        self._key_partition[key] = partition
-        kept = {sub: data for sub, data in records.items() if sub[:1] != PAYMENT}
-        if kept:
-            self.beside.setdefault(key, {}).update(kept)
+    # --- the timer index: in memory, rebuilt from the states ------------------------
+
+    def due(self, now: datetime) -> list[tuple[bytes, datetime]]:
+        return self.wakeups.pop_due(now)
+
+    def reindex(self) -> None:
+        """Index every state's next wake-up again (due ones not yet folded included)."""
+        self.wakeups.clear()
+        for key, state in self.data.items():
+            self.wakeups.set(key, state.next_wakeup_at)
+
+    def pending_wakeups(self) -> int:
+        return len(self.wakeups)
 
     def history(self, key: bytes, staged: Mapping[bytes, Any] | None) -> StoredHistory:
         return StoredHistory(self.layout, self.beside.get(key, {}), staged or {})

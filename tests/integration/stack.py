@@ -63,7 +63,13 @@ class Stack:
         settings = {"webhook_private_addresses": "true", **settings}
         return self._start(["dispatch", "--loglevel", "warning"], settings, "dispatcher")
 
+    @property
+    def data_dir(self) -> Path:
+        """Where this stack's worker keeps its tables on disk, unless told otherwise."""
+        return self.logs / f"state-{self.name}"
+
     def start_worker(self, **settings: str) -> subprocess.Popen[bytes]:
+        settings = {"data_dir": str(self.data_dir), **settings}
         return self._start(["worker", "--loglevel", "warning"], settings, "worker")
 
     def _start(

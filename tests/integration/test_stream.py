@@ -149,8 +149,9 @@ async def test_two_workers_split_the_partitions_and_agree_with_one(stack: Stack)
     creates, rest = corpus(30)
     expected = reference(creates + rest)
     ports = [free_port(), free_port()]
-    for port in ports:
-        stack.start_worker(metrics_port=str(port))
+    for index, port in enumerate(ports):
+        # Two workers on one machine: a data directory each, as two machines would have.
+        stack.start_worker(metrics_port=str(port), data_dir=str(stack.data_dir / str(index)))
     await stack.publish(creates)
     await stack.snapshots(has_profiles(len(creates)), timeout=90)
     await stack.publish(rest)

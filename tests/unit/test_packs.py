@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -60,8 +61,9 @@ class FakeProducer:
             self.failures -= 1
             future.set_exception(ConnectionError("broker away"))
         else:
+            base = sum(len(r) for t, p, r in self.sent if (t, p) == (topic, partition))
             self.sent.append((topic, partition, batch.records))
-            future.set_result(None)
+            future.set_result(SimpleNamespace(offset=base))
         return future
 
 
@@ -92,6 +94,10 @@ async def test_internal_messages_travel_in_packs_and_tails_go_alone() -> None:
     assert [n for _, n in state][-2:] == [1, 1]
     events = sum(len(records) for topic, _, records in producer.sent if topic == "events")
     assert events == 20
+    # The offset of each partition's last record, as a store that persists offsets needs.
+    for p in (0, 1):
+        written = sum(len(r) for topic, q, r in producer.sent if (topic, q) == ("state", p))
+        assert sender.acknowledged[("state", p)] == written - 1
 
 
 async def test_a_failed_batch_is_sent_again() -> None:
