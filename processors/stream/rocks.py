@@ -42,13 +42,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SIGN = 1 << 63
 
 
-def instant_bytes(at: datetime) -> bytes:
+def encode_instant(at: datetime) -> bytes:
     """An instant as 8 bytes that sort as the instants do."""
     micros = (at - _EPOCH) // timedelta(microseconds=1)
     return (micros + _SIGN).to_bytes(8, "big")
 
 
-def instant_of(data: bytes) -> datetime:
+def decode_instant(data: bytes) -> datetime:
     return _EPOCH + timedelta(microseconds=int.from_bytes(data, "big") - _SIGN)
 
 
@@ -280,10 +280,10 @@ class DiskStateStore(rocksdb.Store):
         elif (known := self._cache.get(key)) is not None:
             # What the disk holds for it: the cache follows every write and recovery.
             was = known.next_wakeup_at
-            old = None if was is None else instant_bytes(was)
+            old = None if was is None else encode_instant(was)
         else:
             old = self._db_for_partition(partition).get(key + WAKES)
-        new = None if at is None else instant_bytes(at)
+        new = None if at is None else encode_instant(at)
         pending[key] = new
         if old == new:
             return
@@ -318,7 +318,7 @@ class DiskStateStore(rocksdb.Store):
 
     def due(self, now: datetime) -> list[tuple[bytes, datetime]]:
         """The wake-ups due at `now` not yet handed out (since the last `reindex`)."""
-        until = instant_bytes(now)
+        until = encode_instant(now)
         due: list[tuple[bytes, datetime]] = []
         for partition in self._active_partitions():
             db = self._db_for_partition(partition)
@@ -328,7 +328,7 @@ class DiskStateStore(rocksdb.Store):
                     break
                 if self._told.get(key) != at:
                     self._told[key] = at
-                    due.append((key, instant_of(at)))
+                    due.append((key, decode_instant(at)))
         return due
 
     def reindex(self) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from processors.stream import codecs, rocks
 from processors.stream.codecs import LAYOUTS
-from processors.stream.rocks import DiskStateStore, instant_bytes, instant_of
+from processors.stream.rocks import DiskStateStore, decode_instant, encode_instant
 from processors.stream.store import Written
 from schemas.base import replace
 from tests.builders import ALICE, BOB, Chain, day
@@ -153,6 +153,6 @@ def test_a_changelog_of_an_earlier_processor_is_refused(tmp_path: Path) -> None:
 
 def test_instants_sort_as_bytes() -> None:
     instants = [day(-30_000), day(0), day(1), day(1) + timedelta(microseconds=1), day(90_000)]
-    encoded = [instant_bytes(at) for at in instants]
+    encoded = [encode_instant(at) for at in instants]
     assert encoded == sorted(encoded)
-    assert [instant_of(data) for data in encoded] == instants
+    assert [decode_instant(data) for data in encoded] == instants
