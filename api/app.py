@@ -41,6 +41,9 @@ class _Unpublished:
     async def publish(self, topic: str, key: bytes, value: bytes) -> None:
         raise RuntimeError("the described app publishes nothing")
 
+    async def unavailable(self) -> str | None:
+        return None
+
 
 def openapi_document() -> dict[str, Any]:
     """The HTTP service's OpenAPI document, as it serves it at /openapi.json (committed as
@@ -101,11 +104,9 @@ def create_api(
 
     @app.get("/ready", include_in_schema=False)
     async def ready() -> JSONResponse:
-        """Ready when the publisher is started and the read models answer."""
-        reason = None
-        if not getattr(ingress.publisher, "ready", True):
-            reason = "the broker producer is not started"
-        else:
+        """Ready when the broker and the read models answer."""
+        reason = await ingress.publisher.unavailable()
+        if reason is None:
             try:
                 async with asyncio.timeout(2.0), engine.connect() as connection:
                     await connection.execute(text("select 1"))

@@ -1,26 +1,35 @@
-"""Nothing lost: the whole stack under simulated traffic while its processes are killed.
+"""Nothing lost: the whole stack under simulated traffic while its processes are killed,
+the broker goes away and PostgreSQL restarts.
 
     python -m bench.chaos [--profiles 300] [--rate 25] [--cycles 12] [--seed 7]
+                          [--outage-seconds 15]
 
 Runs the HTTP service, the worker, the projector and the dispatcher as separate processes
-on the embedded broker and a fresh database (DATABASE_URL's server, or an embedded one),
-with a webhook receiver on loopback that wants every event. The simulator sends its
-traffic (retrying a connection refused, as the stores do); meanwhile, `--cycles` times,
-a random process is SIGKILLed and started again with the same command, and once, half way,
-every database connection is cut (what a PostgreSQL restart does to its clients). Once
-everything has caught up, every profile of the ledger's fold of what the input topics
-hold (raw store notifications, normalized as the worker does, and commands) is compared
-with the read model, and every journey event with the deliveries the receiver got.
+on the embedded broker (reached only through a relay the harness can cut) and an embedded
+PostgreSQL of its own, with a webhook receiver on loopback that wants every event. The
+simulator sends its traffic (retrying a connection refused, as the stores do);
+meanwhile, `--cycles` times, a random process is SIGKILLed and started again with the
+same command; a third of the way the broker is unreachable for `--outage-seconds`, two
+thirds of the way PostgreSQL is stopped (fast shutdown) for as long and started again;
+during each, the processes that need what is gone are asked whether they are ready. A
+supervisor starts again any process that exits by itself, as a restart policy would.
+Once everything has caught up, every profile of the ledger's fold of what the input
+topics hold (raw store notifications, normalized as the worker does, and commands) is
+compared with the read model, and every journey event with the deliveries the receiver
+got.
 
-Prints: cycles, requests accepted, profiles compared and mismatched (with examples),
-events never delivered, events delivered under two webhook-ids, and processes that did
-not come back by themselves. Exits 1 when anything was lost or mismatched.
+Prints: cycles, exits of their own, requests accepted, profiles compared and mismatched
+(with examples), events never delivered, events delivered under two webhook-ids,
+processes that did not come back by themselves, and processes that said they were ready
+while the broker or the database was away. Exits 1 when anything was lost, mismatched or
+misreported.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -43,6 +52,7 @@ import psycopg
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
+from bench.faults import BrokerLink, restart_postgres
 from bench.projection_throughput import fresh
 from processors.core.ledger import Ledger
 from processors.normalize.money import Rates
@@ -166,10 +176,53 @@ async def supervise(processes: dict[str, Process], stop: asyncio.Event) -> None:
         await asyncio.sleep(1)
 
 
+# What each process needs, and must say it lacks while it is gone.
+NEEDS = {"broker": ("api", "worker", "projector"), "database": ("api", "projector", "dispatcher")}
+
+
+@dataclass
+class Faults:
+    """The broker outage and the PostgreSQL restart, once each, and who said ready through
+    them."""
+
+    link: BrokerLink
+    postgres: Path
+    outage_seconds: float
+    ready_while_down: list[str] = field(default_factory=list)
+
+    async def outage(self, http: httpx.AsyncClient, processes: dict[str, Process]) -> None:
+        async def probe() -> None:
+            await asyncio.sleep(self.outage_seconds * 0.6)
+            await self._probe(http, processes, "broker")
+
+        await asyncio.gather(self.link.outage(self.outage_seconds), probe())
+
+    async def restart(self, http: httpx.AsyncClient, processes: dict[str, Process]) -> None:
+        async def probe() -> None:
+            await asyncio.sleep(self.outage_seconds * 0.6)
+            await self._probe(http, processes, "database")
+
+        await asyncio.gather(restart_postgres(self.postgres, self.outage_seconds), probe())
+
+    async def _probe(
+        self, http: httpx.AsyncClient, processes: dict[str, Process], gone: str
+    ) -> None:
+        for role in NEEDS[gone]:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await http.get(processes[role].ready_url, timeout=2)).status_code == 200:
+                    self.ready_while_down.append(f"{role} (no {gone})")
+
+
 async def chaos(
-    processes: dict[str, Process], cycles: int, span: float, url: str, rng: random.Random
+    processes: dict[str, Process],
+    cycles: int,
+    span: float,
+    faults: Faults,
+    http: httpx.AsyncClient,
+    rng: random.Random,
 ) -> None:
-    """`cycles` kills spread over `span` seconds, and the database's connections cut once."""
+    """`cycles` kills spread over `span` seconds; a third of the way the broker goes away
+    for a while, two thirds of the way PostgreSQL restarts."""
     pause = span / (cycles + 1)
     for cycle in range(cycles):
         await asyncio.sleep(pause)
@@ -177,13 +230,12 @@ async def chaos(
         victim.kill()
         victim.start()
         print(f"  cycle {cycle + 1}: killed and restarted the {victim.role}", flush=True)
-        if cycle == cycles // 2:
-            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
-                await admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            print("  cut every database connection", flush=True)
+        if cycle == cycles // 3:
+            await faults.outage(http, processes)
+            print(f"  the broker was unreachable for {faults.outage_seconds:g} s", flush=True)
+        if cycle == 2 * cycles // 3:
+            await faults.restart(http, processes)
+            print(f"  PostgreSQL restarted, down {faults.outage_seconds:g} s", flush=True)
 
 
 async def topic_records(bootstrap: str, catalog: Catalog, name: str) -> list[bytes]:
@@ -245,15 +297,22 @@ async def journey_events(url: str) -> set[str]:
         return {row[0] for row in await cursor.fetchall()}
 
 
-async def main(profiles: int, rate: float, cycles: int, seed: int) -> int:
+async def main(
+    profiles: int, rate: float, cycles: int, seed: int, outage_seconds: float = 15.0
+) -> int:
     work = Path(tempfile.mkdtemp(prefix="chaos-"))
     catalog = load_catalog()
     rng = random.Random(seed)
     with ExitStack() as stack:
-        broker = stack.enter_context(EmbeddedBroker(log_path=work / "tansu.log"))
-        server = os.environ.get("DATABASE_URL") or stack.enter_context(
-            embedded_postgres(work / "pg", delete=True)
+        # Every client reaches the broker through a relay the harness can cut.
+        link_port = free_port()
+        broker = stack.enter_context(
+            EmbeddedBroker(log_path=work / "tansu.log", advertised_port=link_port)
         )
+        link = stack.enter_context(BrokerLink(link_port, broker.port))
+        # A server of its own, restarted for real half way.
+        server = stack.enter_context(embedded_postgres(work / "pg", delete=True))
+        faults = Faults(link, work / "pg", outage_seconds)
         url = await fresh(server, "subledger_chaos")
         await apply_topics(catalog, broker.bootstrap)
         keys = DevKeys.load_or_create(work / "keys")
@@ -313,12 +372,16 @@ async def main(profiles: int, rate: float, cycles: int, seed: int) -> int:
             # the HTTP service is down are tried again.
             transport = httpx.AsyncHTTPTransport(retries=10)
             simulator = Simulator(base, keys, KEY, play, rate=rate, transport=transport)
+            stopped = asyncio.Event()
+            supervisor = asyncio.create_task(supervise(processes, stopped))
             async with play.serving(play_port):
                 traffic = asyncio.create_task(simulator.run(steps))
-                await chaos(processes, cycles, span, url, rng)
+                await chaos(processes, cycles, span, faults, http, rng)
                 outcome = await traffic
             accepted = sum(n for (_, status), n in outcome.statuses.items() if status < 400)
             needed_a_hand = [p.role for p in processes.values() if not await ready(http, p, 180)]
+            stopped.set()
+            await supervisor
         # Caught up: every process ready with no lag; then the deliveries come in.
         ledger = await reference(broker.bootstrap, catalog)
         compared, mismatched = await compare(ledger, url)
@@ -346,7 +409,12 @@ async def main(profiles: int, rate: float, cycles: int, seed: int) -> int:
         f"under two webhook-ids: {len(doubled)}"
     )
     print(f"processes that needed a hand: {len(needed_a_hand)} {needed_a_hand or ''}")
-    return 1 if mismatched or undelivered or doubled or needed_a_hand else 0
+    print(
+        f"ready while what they need was down: {len(faults.ready_while_down)} "
+        f"{faults.ready_while_down or ''}"
+    )
+    failed = mismatched or undelivered or doubled or needed_a_hand or faults.ready_while_down
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
@@ -355,5 +423,12 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=25.0)
     parser.add_argument("--cycles", type=int, default=12)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--outage-seconds",
+        type=float,
+        default=15.0,
+        help="how long the broker is unreachable, and PostgreSQL down, once each",
+    )
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.profiles, args.rate, args.cycles, args.seed)))
+    run = main(args.profiles, args.rate, args.cycles, args.seed, args.outage_seconds)
+    sys.exit(asyncio.run(run))

@@ -45,6 +45,9 @@ class Unpublished:
     async def publish(self, topic: str, key: bytes, value: bytes) -> None:
         raise AssertionError(f"reading pages published to {topic}")
 
+    async def unavailable(self) -> str | None:
+        return None
+
 
 async def timed(
     name: str, requests: int, call: Callable[[int], Awaitable[httpx.Response]]

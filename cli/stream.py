@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from aiokafka.errors import KafkaError
 from sqlalchemy.exc import OperationalError
 
 from projections.migrate import upgrade
@@ -19,6 +20,7 @@ from runtime.collector import collect_seldom
 from runtime.health import Health
 from runtime.logs import configure_logging, logging_config
 from runtime.postgres import DatabaseError, database, embedded_postgres, emptied
+from runtime.reconnect import waiting_for
 from runtime.settings import Settings
 from runtime.topics import TopicMismatchError, apply_topics
 
@@ -39,9 +41,19 @@ def _catalog(settings: Settings) -> Catalog:
         raise typer.Exit(code=2) from error
 
 
-def _apply(catalog: Catalog, bootstrap: str) -> None:
+def _apply(catalog: Catalog, bootstrap: str, patience: float = 0.0) -> None:
+    """Create the missing topics; wait up to `patience` seconds for the broker to answer."""
     try:
-        applied = asyncio.run(apply_topics(catalog, bootstrap))
+        applied = waiting_for(
+            f"the broker at {bootstrap}",
+            lambda: asyncio.run(apply_topics(catalog, bootstrap)),
+            (KafkaError, OSError),
+            patience,
+            _say,
+        )
+    except (KafkaError, OSError) as error:
+        typer.echo(f"error: the broker at {bootstrap} is out of reach: {error}", err=True)
+        raise typer.Exit(code=1) from error
     except TopicMismatchError as error:
         typer.echo(f"error: the broker disagrees with topics.yaml: {error}", err=True)
         raise typer.Exit(code=1) from error
@@ -92,7 +104,7 @@ def worker(
     catalog = _catalog(settings)
     with ExitStack() as stack:
         bootstrap = _bootstrap(settings, stack)
-        _apply(catalog, bootstrap)
+        _apply(catalog, bootstrap, settings.patience_seconds)
         processor = Processor(settings, catalog, bootstrap)
         asyncio.run(processor.discard_stale_tables())
         collect_seldom()
@@ -144,7 +156,7 @@ def api(
     with ExitStack() as stack:
         bootstrap = _bootstrap(settings, stack)
         url = _database(settings, stack)
-        _apply(catalog, bootstrap)
+        _apply(catalog, bootstrap, settings.patience_seconds)
         publisher = KafkaPublisher(bootstrap, settings.broker_flavor)
         engine = database_engine(url)
         projections = Projections()
@@ -197,7 +209,7 @@ def project(
     with ExitStack() as stack:
         bootstrap = _bootstrap(settings, stack)
         url = _database(settings, stack)
-        _apply(catalog, bootstrap)
+        _apply(catalog, bootstrap, settings.patience_seconds)
         projector = Projector(
             catalog,
             bootstrap,
@@ -263,6 +275,10 @@ def postgres() -> None:
         raise typer.Exit(code=1) from error
 
 
+def _say(line: str) -> None:
+    typer.echo(line, err=True)
+
+
 def _bootstrap(settings: Settings, stack: ExitStack) -> str:
     bootstrap = settings.kafka_bootstrap
     if bootstrap is None:
@@ -280,7 +296,8 @@ def _database(settings: Settings, stack: ExitStack, *, empty: bool = False) -> s
             if empty:
                 emptied(url)
             typer.echo(f"embedded postgres: DATABASE_URL={url}", err=True)
-        upgrade(url)
+        patience = settings.patience_seconds
+        waiting_for("the database", lambda: upgrade(url), (OperationalError,), patience, _say)
     except (DatabaseError, OperationalError) as error:
         typer.echo(f"error: the database is out of reach: {error}", err=True)
         raise typer.Exit(code=1) from error

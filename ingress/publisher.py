@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
@@ -14,6 +15,10 @@ from runtime.settings import BrokerFlavor
 
 class Publisher(Protocol):
     async def publish(self, topic: str, key: bytes, value: bytes) -> None: ...
+
+    async def unavailable(self) -> str | None:
+        """Why nothing can be published now; None while the broker answers."""
+        ...
 
 
 class KafkaPublisher:
@@ -30,10 +35,18 @@ class KafkaPublisher:
         self._producer = AIOKafkaProducer(**self._settings)
         await self._producer.start()
 
-    @property
-    def ready(self) -> bool:
-        """Started: the producer has reached the broker and knows the cluster."""
-        return self._producer is not None
+    async def unavailable(self, timeout: float = 2.0) -> str | None:
+        """Asks the broker for its metadata: an answer within `timeout` proves it reachable
+        now (a producer's connections are made on demand, so their state alone does not
+        tell)."""
+        if self._producer is None:
+            return "the broker producer is not started"
+        try:
+            async with asyncio.timeout(timeout):
+                await self._producer.client.fetch_all_metadata()
+        except (KafkaError, TimeoutError, OSError) as error:
+            return f"the broker does not answer ({type(error).__name__})"
+        return None
 
     async def stop(self) -> None:
         if self._producer is not None:

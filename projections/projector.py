@@ -36,7 +36,7 @@ from projections import tables
 from projections.rows import CHILD_ROWS, COLUMNS, Batch, Row, profile_row
 from runtime.catalog import Catalog
 from runtime.health import CONSUMER_LAG, Health, lag_reason
-from runtime.kafka import fetch_max_wait_ms
+from runtime.kafka import fetch_max_wait_ms, silence_reason
 from runtime.reconnect import reconnecting
 from runtime.settings import BrokerFlavor
 
@@ -624,6 +624,9 @@ class Projector:
         if time.monotonic() - self._lag_at < 1.0:
             return
         self._lag_at = time.monotonic()
+        if reason := silence_reason(consumer):
+            self.health.set(reason)
+            return
         behind = 0
         for tp in consumer.assignment():
             end = consumer.highwater(tp)

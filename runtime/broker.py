@@ -50,15 +50,18 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 class EmbeddedBroker:
     port: int = field(default_factory=free_port)
     log_path: Path | None = None
+    # The port clients are told to connect to, when something relays to this broker
+    # (bench/faults.py); the broker's own by default.
+    advertised_port: int | None = None
     process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port or self.port}"
 
     def start(self) -> EmbeddedBroker:
-        url = f"tcp://{self.bootstrap}"
+        url = f"tcp://127.0.0.1:{self.port}"
         if self.log_path is not None:
             self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
@@ -68,7 +71,7 @@ class EmbeddedBroker:
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                f"tcp://{self.bootstrap}",
             ],
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,

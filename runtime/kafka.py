@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from runtime.settings import BrokerFlavor
@@ -77,6 +78,28 @@ def tune_faust_fetches(app: Any, flavor: BrokerFlavor) -> None:
     wait = fetch_max_wait_ms(flavor)
     if fetcher is not None and fetcher._fetch_max_wait_ms != wait:
         fetcher._fetch_max_wait_ms = wait
+
+
+# A consumer whose fetches got no answer for this long has lost its broker (fetches are
+# answered within the fetch wait, records or not, while the broker is there).
+BROKER_SILENCE_SECONDS = 5.0
+
+
+def broker_silence(consumer: Any) -> float | None:
+    """Seconds since the broker last answered a fetch of any of the partitions the consumer
+    reads (None before its first answer; paused partitions are not fetched)."""
+    fetched = consumer.assignment() - consumer.paused()
+    stamps = [consumer.last_poll_timestamp(tp) for tp in fetched]
+    answered = [stamp for stamp in stamps if stamp is not None]
+    return time.time() - max(answered) / 1000 if answered else None
+
+
+def silence_reason(consumer: Any) -> str | None:
+    """Why a consumer is not ready if its broker stopped answering, else None."""
+    silence = broker_silence(consumer)
+    if silence is not None and silence > BROKER_SILENCE_SECONDS:
+        return f"the broker has not answered for {silence:.0f}s; reconnecting"
+    return None
 
 
 async def end_offsets(

@@ -8,12 +8,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import psycopg
 
 from runtime.health import Health
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FIRST_PAUSE, LAST_PAUSE = 0.5, 10.0
 # A session that lasted this long was healthy: the next loss starts the backoff afresh.
@@ -43,4 +45,27 @@ async def reconnecting(
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), pause)
+            pause = min(pause * 2, LAST_PAUSE)
+
+
+def waiting_for(
+    what: str,
+    attempt: Callable[[], T],
+    lost: tuple[type[BaseException], ...],
+    patience: float,
+    say: Callable[[str], None],
+) -> T:
+    """`attempt()`, tried again with backoff while it fails with one of `lost`, for at most
+    `patience` seconds: a process started while `what` is out of reach waits for it (as a
+    supervisor would start it again) instead of exiting at once. The last error is raised."""
+    deadline = time.monotonic() + patience
+    pause = FIRST_PAUSE
+    while True:
+        try:
+            return attempt()
+        except lost as error:
+            if time.monotonic() + pause > deadline:
+                raise
+            say(f"{what} is out of reach ({type(error).__name__}); trying again in {pause:.1f}s")
+            time.sleep(pause)
             pause = min(pause * 2, LAST_PAUSE)

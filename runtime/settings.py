@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     # A process is ready once it has recovered and at most this many records are left to
     # read on its partitions; 0 asks for nothing left, due wake-ups of the worker included.
     ready_lag: int = Field(default=1000, ge=0)
+    # How long a process waits for the broker or the database, trying again with backoff
+    # and not ready meanwhile, before it exits (status 1) for its supervisor: at start,
+    # and for the worker's writes. (The projector, the dispatcher and the HTTP service,
+    # once started, wait as long as it takes.)
+    patience_seconds: float = Field(default=300.0, ge=0)
     # Logs as one JSON object per line (for collectors) or as text.
     log_format: Literal["text", "json"] = "text"
     # App Store: the app's identity and the root certificates chains must lead to (DER).

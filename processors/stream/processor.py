@@ -54,6 +54,7 @@ from runtime.kafka import (
     end_offsets,
     exact_changelog_tails,
     faust_settings,
+    silence_reason,
     stream_producer_settings,
     tune_faust_fetches,
 )
@@ -335,6 +336,8 @@ class Processor:
             self._partitioner,
             packed=self._packed,
             exact_tails=self._exact_tails,
+            patience=self.settings.patience_seconds,
+            waiting=self.health.set,
         )
 
     async def _on_shutdown(self, *args: Any, **kwargs: Any) -> None:
@@ -703,6 +706,10 @@ class Processor:
             self.health.set("recovering" if self.app.in_recovery else "rebalancing")
             return
         consumer: Any = self.app.consumer
+        reading = getattr(getattr(consumer, "_thread", None), "_consumer", None)
+        if reading is not None and (reason := silence_reason(reading)):
+            self.health.set(reason)
+            return
         behind = 0
         for tp in consumer.assignment():
             if tp.topic not in self._sources:

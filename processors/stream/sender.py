@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -25,7 +26,8 @@ from processors.stream.packs import packed
 
 log = logging.getLogger(__name__)
 
-RETRIES = 8
+# How long a delivery is tried again while the broker does not acknowledge it.
+PATIENCE_SECONDS = 300.0
 
 Record = tuple[bytes | None, bytes]
 # A batch handed to the producer: its acknowledgement to come, and how many records it holds.
@@ -33,7 +35,7 @@ Sent = tuple["asyncio.Future[Any]", int]
 
 
 class TransientError(Exception):
-    """The broker stayed unavailable through every retry."""
+    """The broker did not acknowledge a delivery for as long as the sender waits."""
 
 
 class Partitioner:
@@ -67,6 +69,9 @@ class Sender:
     _messages: dict[tuple[str, int], list[bytes]] = field(default_factory=lambda: defaultdict(list))
     # The last offset the broker acknowledged per partition, by the latest `deliver`.
     acknowledged: dict[tuple[str, int], int] = field(default_factory=dict)
+    patience: float = PATIENCE_SECONDS
+    # Told why, while a delivery is being tried again (the worker is not ready meanwhile).
+    waiting: Callable[[str], None] = lambda reason: None
 
     def partition_of(self, topic: str, key: bytes) -> int:
         return self.partitioner(key, self.partitions[topic])
@@ -94,14 +99,13 @@ class Sender:
         pending = {where: records for where, records in self._records.items() if records}
         self._records.clear()
         self.acknowledged = {}
-        delay = 0.1
-        for attempt in range(1, RETRIES + 1):
-            failed = await self._send(pending)
-            if not failed:
-                return
-            if attempt == RETRIES:
-                raise TransientError(f"{sum(map(len, failed.values()))} records undelivered")
-            log.warning("%d batches undelivered, retry %d in %.1fs", len(failed), attempt, delay)
+        delay, deadline = 0.1, time.monotonic() + self.patience
+        while failed := await self._send(pending):
+            undelivered = sum(map(len, failed.values()))
+            if time.monotonic() + delay > deadline:
+                raise TransientError(f"{undelivered} records undelivered for {self.patience:g}s")
+            self.waiting(f"the broker does not acknowledge {undelivered} records; retrying")
+            log.warning("%d batches undelivered, retrying in %.1fs", len(failed), delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
             pending = failed

@@ -50,6 +50,9 @@ class Unpublished:
     async def publish(self, topic: str, key: bytes, value: bytes) -> None:
         raise AssertionError(f"the query API published to {topic}")
 
+    async def unavailable(self) -> str | None:
+        return None
+
 
 def details(i: int) -> list[Input]:
     at = T0 + timedelta(days=1, hours=i)

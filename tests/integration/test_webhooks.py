@@ -37,6 +37,9 @@ class Unpublished:
     async def publish(self, topic: str, key: bytes, value: bytes) -> None:
         raise AssertionError(f"nothing is published here ({topic})")
 
+    async def unavailable(self) -> str | None:
+        return None
+
 
 @dataclass
 class Hooks:

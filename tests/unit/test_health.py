@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import logging.config
+import time
 from typing import Any
 from wsgiref.util import setup_testing_defaults
 
@@ -12,7 +13,9 @@ import orjson
 import pytest
 
 from runtime.health import Health, lag_reason
+from runtime.kafka import silence_reason
 from runtime.logs import logging_config
+from runtime.reconnect import waiting_for
 
 
 def get(health: Health, path: str) -> tuple[str, bytes]:
@@ -77,3 +80,61 @@ def test_ready_says_what_was_kept_aside_ready_or_not() -> None:
     status, body = get(health, "/ready")
     assert status == "200 OK"
     assert orjson.loads(body) == {"status": "ready", "process": "projector", "dead_letters": 2}
+
+
+class Fetching:
+    """A consumer as aiokafka's, reduced to when each partition's fetch was last answered."""
+
+    def __init__(self, answered: dict[str, float | None], paused: frozenset[str] = frozenset()):
+        self.answered = answered
+        self._paused = paused
+
+    def assignment(self) -> set[str]:
+        return set(self.answered)
+
+    def paused(self) -> frozenset[str]:
+        return self._paused
+
+    def last_poll_timestamp(self, tp: str) -> int | None:
+        at = self.answered[tp]
+        return None if at is None else int(at * 1000)
+
+
+def test_a_consumer_whose_broker_stopped_answering_is_not_ready() -> None:
+    now = time.time()
+    # One partition answered a moment ago: the broker is there.
+    assert silence_reason(Fetching({"a": now - 60, "b": now - 0.1})) is None
+    # No answer for a minute on any partition it fetches.
+    reason = silence_reason(Fetching({"a": now - 60, "b": now - 61}))
+    assert reason == "the broker has not answered for 60s; reconnecting"
+    # Paused partitions are not fetched, so their silence says nothing; nor does a start.
+    assert silence_reason(Fetching({"a": now - 60, "b": now}, paused=frozenset("b"))) is not None
+    assert silence_reason(Fetching({"a": now - 60}, paused=frozenset("a"))) is None
+    assert silence_reason(Fetching({"a": None})) is None
+
+
+def test_a_process_started_while_what_it_needs_is_away_waits_for_it() -> None:
+    said: list[str] = []
+    attempts = iter([ConnectionRefusedError(), ConnectionRefusedError(), "reached"])
+
+    def attempt() -> str:
+        outcome = next(attempts)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert waiting_for("the broker", attempt, (OSError,), 10.0, said.append) == "reached"
+    assert said == [
+        "the broker is out of reach (ConnectionRefusedError); trying again in 0.5s",
+        "the broker is out of reach (ConnectionRefusedError); trying again in 1.0s",
+    ]
+
+
+def test_a_process_gives_up_waiting_after_its_patience() -> None:
+    def attempt() -> None:
+        raise ConnectionRefusedError
+
+    with pytest.raises(ConnectionRefusedError):
+        waiting_for("the database", attempt, (OSError,), 0.0, lambda line: None)
+    with pytest.raises(ValueError, match="invalid literal"):  # only a lost connection waits
+        waiting_for("the database", lambda: int("x"), (OSError,), 10.0, lambda line: None)

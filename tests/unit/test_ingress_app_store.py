@@ -31,6 +31,9 @@ class MemoryPublisher:
             raise BrokerUnavailableError("no broker")
         self.records.append((topic, key, value))
 
+    async def unavailable(self) -> str | None:
+        return "no broker" if self.down else None
+
 
 @pytest.fixture
 def publisher() -> MemoryPublisher:

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from processors.stream.packs import PACK_BYTES, PackError, is_pack, packed, unpack
-from processors.stream.sender import Partitioner, Sender
+from processors.stream.sender import Partitioner, Sender, TransientError
 
 
 def test_messages_are_packed_in_order_and_below_the_size_limit() -> None:
@@ -106,3 +106,22 @@ async def test_a_failed_batch_is_sent_again() -> None:
     sender.send("events", b"k", b"v")
     await sender.deliver()
     assert producer.sent == [("events", 0, [(b"k", b"v")])]
+
+
+async def test_a_delivery_waits_out_a_broker_outage_and_says_so() -> None:
+    producer = FakeProducer(failures=4)
+    reasons: list[str] = []
+    sender = Sender(producer, {"events": 1}, Partitioner(), waiting=reasons.append)
+    sender.send("events", b"k", b"v")
+    await sender.deliver()
+    assert producer.sent == [("events", 0, [(b"k", b"v")])]
+    assert reasons == ["the broker does not acknowledge 1 records; retrying"] * 4
+
+
+async def test_a_delivery_gives_up_after_its_patience() -> None:
+    producer = FakeProducer(failures=1_000)
+    sender = Sender(producer, {"events": 1}, Partitioner(), patience=0.5)
+    sender.send("events", b"k", b"v")
+    with pytest.raises(TransientError, match="1 records undelivered"):
+        await sender.deliver()
+    assert producer.sent == []
