@@ -151,6 +151,7 @@ def api(
     from ingress.publisher import KafkaPublisher
 
     settings = Settings()
+    configure_logging("warning", settings.log_format, "api")
     catalog = _catalog(settings)
     apple, stripe, google = _stores(settings)
     with ExitStack() as stack:

@@ -223,6 +223,14 @@ class Dispatcher:
             status, error, elapsed = await self._send(http, due)
             async with lock:
                 await self._record(writer, due, status, error, elapsed)
+        except psycopg.OperationalError as error:
+            # The database went away (its session starts again): the delivery stays due
+            # and is sent again under the same webhook-id.
+            log.warning(
+                "webhook %s: the attempt was not recorded (%s); it will be sent again",
+                due.webhook_id,
+                type(error).__name__,
+            )
         except Exception:
             log.exception("webhook %s: recording the attempt failed", due.webhook_id)
         finally:

@@ -42,6 +42,34 @@ class JsonFormatter(logging.Formatter):
 _NOISY = ("aiokafka", "faust", "mode", "httpx", "httpcore")
 
 
+class Repeats(logging.Filter):
+    """A Kafka client's complaint, once per `every` seconds: aiokafka logs each failed
+    reconnect and fetch, dozens a second while a broker is away, which would bury
+    everything else. The line let through says how many like it were held back."""
+
+    def __init__(self, every: float = 10.0, loggers: tuple[str, ...] = ("aiokafka",)) -> None:
+        super().__init__()
+        self.every = every
+        self.loggers = loggers
+        # (logger, message template) -> [when last let through, held back since]
+        self._seen: dict[tuple[str, object], list[float]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.loggers):
+            return True
+        key = (record.name, record.msg)
+        seen = self._seen.get(key)
+        if seen is not None and record.created - seen[0] < self.every:
+            seen[1] += 1
+            return False
+        if seen is not None and seen[1]:
+            record.msg = f"{record.msg} [and {seen[1]:.0f} like it in {self.every:g}s]"
+        if len(self._seen) > 1000:
+            self._seen.clear()
+        self._seen[key] = [record.created, 0]
+        return True
+
+
 def logging_config(
     level: str, form: Literal["text", "json"] = "text", process: str = "subledger"
 ) -> dict[str, Any]:
@@ -61,10 +89,12 @@ def logging_config(
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"main": formatter},
+        "filters": {"repeats": {"()": Repeats}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "main",
+                "filters": ["repeats"],
                 "stream": "ext://sys.stderr",
             }
         },

@@ -14,7 +14,7 @@ import pytest
 
 from runtime.health import Health, lag_reason
 from runtime.kafka import silence_reason
-from runtime.logs import logging_config
+from runtime.logs import Repeats, logging_config
 from runtime.reconnect import waiting_for
 
 
@@ -138,3 +138,20 @@ def test_a_process_gives_up_waiting_after_its_patience() -> None:
         waiting_for("the database", attempt, (OSError,), 0.0, lambda line: None)
     with pytest.raises(ValueError, match="invalid literal"):  # only a lost connection waits
         waiting_for("the database", lambda: int("x"), (OSError,), 10.0, lambda line: None)
+
+
+def test_a_kafka_clients_repeated_complaint_is_let_through_once_in_a_while() -> None:
+    repeats = Repeats(every=10.0)
+
+    def record(name: str, msg: str, at: float) -> logging.LogRecord:
+        line = logging.makeLogRecord({"name": name, "msg": msg, "args": (111,)})
+        line.created = at
+        return line
+
+    complaints = [record("aiokafka", "Unable connect to node %s", t / 10) for t in range(150)]
+    passed = [line for line in complaints if repeats.filter(line)]
+    assert [line.created for line in passed] == [0.0, 10.0]
+    assert passed[1].getMessage() == "Unable connect to node 111 [and 99 like it in 10s]"
+    # Another complaint, or anyone else's line, is not held back.
+    assert repeats.filter(record("aiokafka", "Unable to update metadata from %s", 10.5))
+    assert all(repeats.filter(record("subledger", "one %s", 11.0)) for _ in range(3))
