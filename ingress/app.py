@@ -230,7 +230,7 @@ def create_app(ingress: Ingress, lifespan: Any = None, docs: bool = True) -> Fas
 
     @app.exception_handler(BrokerUnavailableError)
     async def unavailable(request: Request, error: BrokerUnavailableError) -> JSONResponse:
-        log.error("broker unavailable: %s", error)
+        log.warning("broker unavailable: %s", error)
         body = IngressError(
             503,
             "broker_unavailable",
