@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -191,18 +191,26 @@ class Faults:
     ready_while_down: list[str] = field(default_factory=list)
 
     async def outage(self, http: httpx.AsyncClient, processes: dict[str, Process]) -> None:
-        async def probe() -> None:
-            await asyncio.sleep(self.outage_seconds * 0.6)
-            await self._probe(http, processes, "broker")
-
-        await asyncio.gather(self.link.outage(self.outage_seconds), probe())
+        await self._through(self.link.outage(self.outage_seconds), "broker", http, processes)
 
     async def restart(self, http: httpx.AsyncClient, processes: dict[str, Process]) -> None:
+        restart = restart_postgres(self.postgres, self.outage_seconds)
+        await self._through(restart, "database", http, processes)
+
+    async def _through(
+        self,
+        fault: Coroutine[Any, Any, None],
+        gone: str,
+        http: httpx.AsyncClient,
+        processes: dict[str, Process],
+    ) -> None:
+        """Bring on `fault`, and ask for readiness well into it."""
+
         async def probe() -> None:
             await asyncio.sleep(self.outage_seconds * 0.6)
-            await self._probe(http, processes, "database")
+            await self._probe(http, processes, gone)
 
-        await asyncio.gather(restart_postgres(self.postgres, self.outage_seconds), probe())
+        await asyncio.gather(fault, probe())
 
     async def _probe(
         self, http: httpx.AsyncClient, processes: dict[str, Process], gone: str
