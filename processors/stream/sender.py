@@ -23,11 +23,13 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
 from processors.stream.packs import packed
+from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# How long a delivery is tried again while the broker does not acknowledge it.
-PATIENCE_SECONDS = 300.0
+# How long a delivery is tried again while the broker does not acknowledge it, unless
+# the worker says otherwise: the setting's default.
+PATIENCE_SECONDS: float = Settings.model_fields["patience_seconds"].default
 
 Record = tuple[bytes | None, bytes]
 # A batch handed to the producer: its acknowledgement to come, and how many records it holds.
