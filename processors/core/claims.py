@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from processors.core.recall import recalled
 from schemas.enums import ClaimKind, SharingPolicy
 from schemas.state import Claim
 
@@ -19,6 +20,7 @@ class Relations:
     claimants: tuple[UUID, ...]
 
 
+@recalled(8)
 def relations(
     claims: tuple[Claim, ...], identified: frozenset[UUID], policy: SharingPolicy
 ) -> Relations:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
+from processors.core.recall import recalled
 from schemas.base import replace
 from schemas.enums import ClaimKind, EventType
 from schemas.events import StoreEvent, TransactionInfo
@@ -141,13 +142,13 @@ def union_claims(left: Iterable[Claim], right: Iterable[Claim]) -> tuple[Claim, 
     return tuple(sorted(merged.values(), key=lambda c: (c.at, c.claim_id)))
 
 
-def related_profiles(claims: Iterable[Claim]) -> list[UUID]:
+@recalled(8)
+def related_profiles(claims: tuple[Claim, ...]) -> tuple[UUID, ...]:
     """Every profile a chain's claims name, in claim order, deleted ones left out."""
-    claims = tuple(claims)
     deleted = {c.profile_id for c in claims if c.kind is ClaimKind.DELETE}
     related = dict.fromkeys(c.profile_id for c in claims)
     related.update(dict.fromkeys(c.counterpart for c in claims if c.counterpart))
-    return [p for p in related if p not in deleted]
+    return tuple(p for p in related if p not in deleted)
 
 
 def observation_order(observation: Observation) -> tuple[object, str]:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from uuid import UUID, uuid5
+from hashlib import sha1
+from uuid import UUID
 
 NAMESPACE = UUID("5f0c2a4e-8d1b-5b7e-9a43-2f7c1d9e6b10")
+_NAMESPACE = NAMESPACE.bytes
 
 
 def stable_id(*parts: object) -> UUID:
-    return uuid5(NAMESPACE, "\x1f".join(str(part) for part in parts))
+    """`uuid5(NAMESPACE, the parts joined by U+001F)`, without its per-call overhead."""
+    name = "\x1f".join(map(str, parts)).encode()
+    return UUID(bytes=sha1(_NAMESPACE + name, usedforsecurity=False).digest()[:16], version=5)
 
 
 def profile_id_for_customer(customer_user_id: str) -> UUID:

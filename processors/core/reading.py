@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
+from processors.core.recall import recalled
 from schemas.events import RenewalInfo
 from schemas.state import ChainDigest, Observation, Period
 
@@ -84,6 +85,7 @@ def _renews(info: RenewalInfo) -> bool:
     return info.auto_renew and info.cancellation_reason is None and not info.in_billing_retry
 
 
+@recalled(64)
 def read(digest: ChainDigest, now: datetime) -> Reading:
     due = [p for p in digest.periods if p.start <= now]
     renewal = renewal_at(digest, now)

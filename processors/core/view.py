@@ -11,6 +11,7 @@ from decimal import Decimal
 from processors.core.access import access_levels, cancellation_reason
 from processors.core.config import FoldConfig
 from processors.core.reading import Phase, Reading, in_retry, read
+from processors.core.recall import recalled
 from processors.core.status import ChainStanding, purchase_status, subscription_state
 from schemas.base import replace
 from schemas.enums import Environment
@@ -38,13 +39,15 @@ class Related:
     holds: bool
 
 
-def related_chains(state: ProfileState) -> Iterator[Related]:
+@recalled(8)
+def related_chains(state: ProfileState) -> tuple[Related, ...]:
     """The chains this profile is the parent of or a claimant of, in chain key order."""
     me = state.profile_id
-    for key in sorted(state.chains):
-        chain = state.chains[key]
-        if chain.parent == me or me in chain.claimants:
-            yield Related(chain, chain.parent == me, me in chain.holders)
+    return tuple(
+        Related(chain, chain.parent == me, me in chain.holders)
+        for key in sorted(state.chains)
+        if (chain := state.chains[key]).parent == me or me in chain.claimants
+    )
 
 
 def due(chain: ChainDigest, now: datetime) -> Iterator[tuple[TransactionInfo, Decimal]]:
@@ -58,6 +61,7 @@ def due(chain: ChainDigest, now: datetime) -> Iterator[tuple[TransactionInfo, De
             yield one.tx, one.kept_proceeds_usd
 
 
+@recalled(8)
 def revenue(state: ProfileState, now: datetime) -> Revenue:
     """Exact totals of the parent chains' due transactions, less what was refunded."""
     totals = {Environment.PRODUCTION: [ZERO, ZERO], Environment.SANDBOX: [ZERO, ZERO]}
