@@ -51,9 +51,10 @@ class Settings(BaseSettings):
     batch_within_seconds: float = Field(default=0.02, gt=0)
     timer_interval_seconds: float = Field(default=0.5, gt=0)
     # The worker's tables; unset: on disk, or in memory beside the embedded broker (which
-    # keeps nothing across runs). On disk, each processor generation has its own
-    # directory under `data_dir`, at most `cached_states` decoded states per table stay in
-    # memory, and RocksDB's block cache and memtables share `rocksdb_memory_mb`.
+    # keeps nothing across runs). At most `cached_states` decoded states per table stay in
+    # memory, the rest as bytes, in memory or on disk. On disk, each processor generation
+    # has its own directory under `data_dir`, and RocksDB's block cache and memtables share
+    # `rocksdb_memory_mb`.
     table_store: TableStore | None = None
     data_dir: Path = Path(".subledger/state")
     cached_states: int = Field(default=5_000, ge=100)

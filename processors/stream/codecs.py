@@ -30,6 +30,9 @@ SEPARATOR = b"\x00"
 TRANSACTION = b"t"
 OBSERVATION = b"o"
 PAYMENT = b"p"
+# Marks a state kept whole by a table store (a changelog head is a MessagePack array, never
+# this byte): read back in one decode.
+WHOLE = b"\x00"
 
 _ENCODER = msgspec.msgpack.Encoder(decimal_format="string")
 

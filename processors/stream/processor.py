@@ -267,6 +267,7 @@ class Processor:
     @staticmethod
     def _store_settings(settings: Settings) -> dict[str, Any]:
         if not settings.tables_on_disk:
+            store.configure(settings.cached_states)
             return {"store": f"{store.SCHEME}://"}
         # A third of the budget is for memtables, the rest for the block cache.
         budget = settings.rocksdb_memory_mb << 20

@@ -28,15 +28,13 @@ import rocksdict
 from faust.stores import rocksdb
 from faust.types import TP
 
-from processors.stream.codecs import LAYOUTS, PAYMENT, SEPARATOR, Layout, encode
+from processors.stream.codecs import LAYOUTS, PAYMENT, SEPARATOR, WHOLE, Layout, encode
 from processors.stream.sender import Partitioner
 from processors.stream.store import RECOVERED, StoredHistory, Written
 
 SCHEME = "subledger-rocksdb"
 OFFSET_KEY = rocksdb.Store.offset_key
 WAKE = b"w"
-# Marks a state kept whole (a changelog head is a MessagePack array, never this byte).
-WHOLE = b"\x00"
 WAKES = SEPARATOR + WAKE
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SIGN = 1 << 63
