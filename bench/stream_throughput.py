@@ -11,6 +11,10 @@ measures, on the same broker and input:
 - empty Faust: an agent that takes batches and does nothing: Faust's own cost per record,
   the ceiling of any Faust agent that reads each event as a record;
 - ceiling: a plain aiokafka consumer that decodes and updates a dict, no output at all.
+
+It ends with the worker's time per event beside the empty agent's per record, the budget
+the targets (0.6 of the empty agent, 1.5x the naive one) leave beyond Faust's own cost,
+and the pure steps of `bench.fold_costs` measured in the same run at the same history.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.fold_costs import TARGET, measure
 from bench.traffic import renewals
 from runtime.broker import EmbeddedBroker
 from runtime.catalog import load_catalog
+from runtime.collector import collect_seldom
 from runtime.topics import apply_topics
 from schemas.base import to_json
 
@@ -217,6 +223,28 @@ def main() -> None:
         f"\nworker peak RSS per profile: {per_profile / 1024:,.1f} KiB "
         f"({n // args.profiles} events a profile; the process's own ~100 MiB included)"
     )
+    budget(n / steady, empty, naive, n // args.profiles)
+
+
+def budget(worker: float, empty: float, naive: float, history: int) -> None:
+    """Where the worker's time per event goes, beside what the targets leave for it."""
+    collect_seldom()  # as in a worker
+    steps, _, _ = measure(max(history, 1), 1_000)
+    record, per_event = 1e6 / empty, 1e6 / worker
+    pure = sum(steps.values())
+    print(f"\nµs per event (the worker from its first snapshot; {history} events a profile)")
+    rows = [
+        ("subledger worker", per_event),
+        ("  Faust's own cost per record (empty agent)", record),
+        ("  beyond it", per_event - record),
+        ("    the pure steps in process (bench.fold_costs)", pure),
+        ("      of which fold + view + state encoding", sum(steps[s] for s in TARGET)),
+        ("    the rest: records between agents, sender, changelogs", per_event - record - pure),
+        ("target 0.6 of the empty agent: beyond Faust's record", 1e6 / (0.6 * empty) - record),
+        ("target 1.5x the naive agent: beyond Faust's record", 1e6 / (1.5 * naive) - record),
+    ]
+    for name, micros in rows:
+        print(f"{name:56} {micros:8.1f}")
 
 
 if __name__ == "__main__":
